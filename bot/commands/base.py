@@ -1,0 +1,81 @@
+"""The platform-neutral vocabulary every command speaks: who asked, what they sent,
+and what to answer. Adapters translate platform events into these and back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+if TYPE_CHECKING:
+    from bot.jobs.models import Job
+    from bot.services import Services
+
+
+@dataclass(frozen=True)
+class Caller:
+    platform: str  # "discord" | "telegram" | "cli"
+    user_id: str
+    name: str
+    is_admin: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform}:{self.user_id}"
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """An attachment the user sent. The size is checked before `download` is called."""
+
+    filename: str
+    size: int | None  # bytes, as the platform reports it
+    content_type: str | None
+    download: Callable[[], Awaitable[bytes]] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Context:
+    services: Services
+    caller: Caller
+    # Delivery info stored with any job this command queues (chat id, message id...).
+    origin: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str  # emoji and a word, e.g. "🔁 Re-roll"
+    data: str  # custom_id / callback_data, at most 64 bytes
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    error: bool = False  # a refusal: Discord shows it ephemerally
+    buttons: list[list[Button]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class JobAccepted:
+    job: Job
+    position: int
+    eta_seconds: float | None
+    text: str  # e.g. "⏳ Queued: position 2, about 40 s"
+
+
+@dataclass(frozen=True)
+class SendFile:
+    path: Path
+    filename: str
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    """The owner (or an admin) asked to delete a result message."""
+
+    job_id: str
+
+
+Outcome = Union[Reply, JobAccepted, SendFile, DeleteResult]

@@ -1,0 +1,311 @@
+"""Atelier's configuration: a TOML file loaded into typed, validated dataclasses.
+
+Every mistake is reported as one `ConfigError` line that names the key and says what
+is wrong. Tokens come from the environment (`DISCORD_TOKEN`, `TELEGRAM_TOKEN`) and
+are kept out of `repr` so they never reach a log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from engine.types import EngineSettings
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_CONFIG_PATH = Path("config.toml")
+CONFIG_ENV_VAR = "ATELIER_CONFIG"
+
+
+class ConfigError(Exception):
+    """A configuration mistake, phrased as one line for the person who made it."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    source: str
+    default_steps: int = 20
+    default_cfg: float = 7.0
+    width: int = 512
+    height: int = 512
+    sampler: str = "Euler a"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    default_model: str = ""
+    device: str = "auto"
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
+    max_batch: int = 4
+    # Seconds the bot waits for one batch before it counts the engine as hung.
+    job_timeout: float = 600.0
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    jobs_per_minute: int = 3
+    max_queued_per_user: int = 3
+    max_queue: int = 200
+    daily_quota: int = 0  # images per user per day; 0 turns the quota off
+    max_prompt_chars: int = 1000
+    max_steps: int = 50
+    max_side: int = 1024  # pixels, for width and height
+    max_attachment_mb: float = 10.0
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    blocked_words: list[str] = field(default_factory=list)
+    words_file: str = ""
+    # diffusers' StableDiffusionSafetyChecker as a hub id or local folder; empty: off.
+    nsfw_classifier: str = ""
+    nsfw_action: Literal["block", "spoiler"] = "block"
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    path: str = "data"
+
+
+@dataclass(frozen=True)
+class AdminsConfig:
+    discord: list[str] = field(default_factory=list)
+    telegram: list[str] = field(default_factory=list)
+    # Members with Discord's Administrator permission in the guild count as admins.
+    discord_guild_administrators: bool = False
+
+
+@dataclass(frozen=True)
+class DiscordConfig:
+    enabled: bool = False
+    token: str = field(default="", repr=False)
+    guild_ids: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TelegramConfig:
+    enabled: bool = False
+    token: str = field(default="", repr=False)
+    base_url: str = "https://api.telegram.org/bot"
+    base_file_url: str = "https://api.telegram.org/file/bot"
+
+
+@dataclass(frozen=True)
+class Config:
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    models: dict[str, ModelConfig] = field(default_factory=dict)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    admins: AdminsConfig = field(default_factory=AdminsConfig)
+    discord: DiscordConfig = field(default_factory=DiscordConfig)
+    telegram: TelegramConfig = field(default_factory=TelegramConfig)
+    # Folder the config file lives in; relative paths in the file are read from here.
+    base_dir: Path = field(default_factory=Path.cwd, compare=False)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.resolve_path(self.storage.path)
+
+    def resolve_path(self, value: str) -> Path:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
+    def engine_settings(self) -> EngineSettings:
+        """What the engine process needs to know: devices and where models live."""
+        return EngineSettings(
+            device=self.engine.device,
+            dtype=self.engine.dtype,
+            models={name: self.model_source(model.source) for name, model in self.models.items()},
+        )
+
+    def model_source(self, source: str) -> str:
+        """A hub id stays as it is; a local path is resolved against the config's folder."""
+        if looks_like_path(source):
+            return str(self.resolve_path(source))
+        return source
+
+    def require_adapters(self) -> None:
+        """`run` needs at least one chat platform with a token."""
+        if not (self.discord.enabled or self.telegram.enabled):
+            raise ConfigError(
+                "no adapter enabled: set [discord] enabled = true or [telegram] enabled = true"
+            )
+        if self.discord.enabled and not self.discord.token:
+            raise ConfigError("[discord] is enabled but no token: set $DISCORD_TOKEN")
+        if self.telegram.enabled and not self.telegram.token:
+            raise ConfigError("[telegram] is enabled but no token: set $TELEGRAM_TOKEN")
+
+
+def looks_like_path(source: str) -> bool:
+    """Hub ids are `owner/name`; anything else that names a file or folder is a path."""
+    if source.startswith((".", "/", "~")) or source.endswith((".safetensors", ".ckpt")):
+        return True
+    return source.count("/") != 1 or Path(source).expanduser().exists()
+
+
+def config_path(cli_value: str | None) -> tuple[Path, bool]:
+    """The config file to read, and whether the user named it explicitly."""
+    if cli_value:
+        return Path(cli_value), True
+    if os.environ.get(CONFIG_ENV_VAR):
+        return Path(os.environ[CONFIG_ENV_VAR]), True
+    return DEFAULT_CONFIG_PATH, False
+
+
+def load_config(path: Path, *, required: bool = True) -> Config:
+    """Read and validate a config file; a missing optional file gives the defaults."""
+    if not path.exists():
+        if required:
+            raise ConfigError(f"{path}: config file not found")
+        return _with_env_tokens(Config(base_dir=Path.cwd()))
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        return parse_config(raw, base_dir=path.resolve().parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def parse_config(raw: dict[str, Any], *, base_dir: Path) -> Config:
+    sections: dict[str, Any] = {"base_dir": base_dir}
+    hints = typing.get_type_hints(Config)
+    for key, value in raw.items():
+        if key not in hints or key == "base_dir":
+            raise ConfigError(f"[{key}]: unknown section")
+        if key == "models":
+            if not isinstance(value, dict):
+                raise ConfigError("[models]: must be a table of [models.NAME] tables")
+            sections["models"] = {
+                name: _build(ModelConfig, body, f"models.{name}") for name, body in value.items()
+            }
+        else:
+            sections[key] = _build(hints[key], value, key)
+    config = _with_env_tokens(Config(**sections))
+    _check(config)
+    return config
+
+
+def _with_env_tokens(config: Config) -> Config:
+    discord_token = os.environ.get("DISCORD_TOKEN") or config.discord.token
+    telegram_token = os.environ.get("TELEGRAM_TOKEN") or config.telegram.token
+    return dataclasses.replace(
+        config,
+        discord=dataclasses.replace(config.discord, token=discord_token),
+        telegram=dataclasses.replace(config.telegram, token=telegram_token),
+    )
+
+
+def _build(cls: type, body: Any, section: str) -> Any:
+    if not isinstance(body, dict):
+        raise ConfigError(f"[{section}]: must be a table")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in body.items():
+        if key not in known:
+            raise ConfigError(f"[{section}] {key}: unknown key (known: {', '.join(sorted(known))})")
+        values[key] = _coerce(value, hints[key], f"[{section}] {key}")
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name not in values
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(f"[{section}] {missing[0]}: missing")
+    return cls(**values)
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise ConfigError(f"{where}: must be one of {', '.join(map(repr, allowed))}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        return _coerce(value, next(a for a in typing.get_args(hint) if a is not type(None)), where)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: must be a list")
+        return [_coerce(v, item, where) for v in value]
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: must be true or false")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: must be a number")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: must be a whole number")
+        return value
+    if hint is str:
+        # Ids are often written as numbers; keep them as strings to compare with platforms.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: must be a string")
+        return value
+    return value
+
+
+def _check(config: Config) -> None:
+    def at_least(section: str, key: str, value: float, low: float) -> None:
+        if value < low:
+            raise ConfigError(f"[{section}] {key}: must be at least {low:g}, got {value:g}")
+
+    limits = config.limits
+    at_least("limits", "jobs_per_minute", limits.jobs_per_minute, 1)
+    at_least("limits", "max_queued_per_user", limits.max_queued_per_user, 1)
+    at_least("limits", "max_queue", limits.max_queue, 1)
+    at_least("limits", "daily_quota", limits.daily_quota, 0)
+    at_least("limits", "max_prompt_chars", limits.max_prompt_chars, 1)
+    at_least("limits", "max_steps", limits.max_steps, 1)
+    at_least("limits", "max_side", limits.max_side, 64)
+    at_least("limits", "max_attachment_mb", limits.max_attachment_mb, 0.1)
+    at_least("engine", "max_batch", config.engine.max_batch, 1)
+    at_least("engine", "job_timeout", config.engine.job_timeout, 1)
+
+    device = config.engine.device
+    if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")):
+        raise ConfigError(f"[engine] device: must be auto, cpu, cuda or cuda:N, got {device!r}")
+    if config.models and not config.engine.default_model:
+        raise ConfigError("[engine] default_model: missing")
+    if config.engine.default_model and config.engine.default_model not in config.models:
+        names = ", ".join(sorted(config.models)) or "none"
+        raise ConfigError(
+            f"[engine] default_model: no [models.{config.engine.default_model}] "
+            f"(configured: {names})"
+        )
+    for name, model in config.models.items():
+        where = f"[models.{name}]"
+        if not model.source:
+            raise ConfigError(f"{where} source: missing")
+        source = config.model_source(model.source)
+        if looks_like_path(model.source) and not Path(source).exists():
+            raise ConfigError(f"{where} source: {source} does not exist")
+        at_least(f"models.{name}", "default_steps", model.default_steps, 1)
+        at_least(f"models.{name}", "default_cfg", model.default_cfg, 0)
+        at_least(f"models.{name}", "width", model.width, 64)
+        at_least(f"models.{name}", "height", model.height, 64)
+    if config.safety.words_file and not config.resolve_path(config.safety.words_file).exists():
+        raise ConfigError(f"[safety] words_file: {config.safety.words_file} does not exist")

@@ -1,0 +1,75 @@
+"""Plain data that crosses the pipe between the bot and the engine process.
+
+Nothing here imports torch, so the bot process can use these types without loading
+it. Everything is picklable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Mode = Literal["text2img", "img2img", "inpaint"]
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    dtype: str = "auto"  # auto | float16 | bfloat16 | float32
+    # Configured model name -> hub id, local diffusers folder, or one .safetensors file.
+    models: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One picture to make. A request for four pictures is four specs (seeds differ)."""
+
+    prompt: str
+    negative_prompt: str = ""
+    seed: int = 0
+    steps: int = 20
+    cfg: float = 7.0
+    width: int = 512
+    height: int = 512
+    sampler: str = "Euler a"
+    # Encoded image bytes (PNG/JPEG/...) already checked by the caller; img2img when set.
+    init_image: bytes | None = field(default=None, repr=False)
+    strength: float = 0.75
+    # White pixels are repainted; inpaint when set together with init_image.
+    mask_image: bytes | None = field(default=None, repr=False)
+
+    @property
+    def mode(self) -> Mode:
+        if self.init_image is None:
+            return "text2img"
+        return "inpaint" if self.mask_image is not None else "img2img"
+
+    def batch_key(self) -> tuple[object, ...]:
+        """Specs with equal keys can run in one pipeline call."""
+        strength = self.strength if self.mode != "text2img" else None
+        return (self.mode, self.steps, self.cfg, self.width, self.height, self.sampler, strength)
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    png: bytes = field(repr=False)  # carries the A1111 `parameters` text chunk
+    seed: int
+    width: int
+    height: int
+    parameters: str  # the same A1111 text as in the PNG
+
+
+class EngineError(Exception):
+    """The engine refused or failed a job; the message is fit to show a user."""
+
+
+class ModelLoadError(EngineError):
+    """A model that does not exist or cannot be loaded."""
+
+
+class GenerationCancelled(EngineError):
+    """The job was cancelled while it ran."""
+
+
+class EngineCrashed(EngineError):
+    """The engine process died during the call; it is being restarted."""

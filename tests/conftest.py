@@ -1,0 +1,70 @@
+"""Shared fixtures: a tiny random-weight model built once per session, and configs.
+
+No test downloads anything: the model is built from small configs (see
+`tests/tiny_model.py`) and loaded through the same code path real models use.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny_model import build_tiny_pipeline  # noqa: E402
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip_gpu = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A diffusers folder holding a tiny SD-1.x-shaped pipeline (vae_scale_factor 2)."""
+    return build_tiny_pipeline(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same tiny model as one single-file `.safetensors` checkpoint."""
+    from tiny_model import save_single_file
+
+    return save_single_file(tiny_model_dir, tmp_path_factory.mktemp("ckpt") / "tinyckpt.safetensors")
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, tiny_model_dir: Path) -> Iterator[Path]:
+    """A config.toml with the tiny model as `tiny` (default) and a data folder in tmp."""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f"""
+[engine]
+default_model = "tiny"
+device = "cpu"
+
+[models.tiny]
+source = "{tiny_model_dir}"
+default_steps = 4
+width = 64
+height = 64
+
+[storage]
+path = "{tmp_path / 'data'}"
+"""
+    )
+    yield path
