@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
+import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,11 +17,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine.types import EngineSettings
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
 CONFIG_ENV_VAR = "ATELIER_CONFIG"

@@ -19,7 +19,7 @@ os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tiny_model import build_tiny_pipeline  # noqa: E402
+from tiny_model import build_tiny_pipeline
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -44,7 +44,8 @@ def tiny_checkpoint(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
     """The same tiny model as one single-file `.safetensors` checkpoint."""
     from tiny_model import save_single_file
 
-    return save_single_file(tiny_model_dir, tmp_path_factory.mktemp("ckpt") / "tinyckpt.safetensors")
+    folder = tmp_path_factory.mktemp("ckpt")
+    return save_single_file(tiny_model_dir, folder / "tinyckpt.safetensors")
 
 
 @pytest.fixture

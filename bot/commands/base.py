@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bot.jobs.models import Job
@@ -78,4 +78,4 @@ class DeleteResult:
     job_id: str
 
 
-Outcome = Union[Reply, JobAccepted, SendFile, DeleteResult]
+Outcome = Reply | JobAccepted | SendFile | DeleteResult

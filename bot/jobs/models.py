@@ -6,7 +6,7 @@ import dataclasses
 import enum
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 RequestKind = Literal["imagine", "vary", "avatar", "upscale"]
 
@@ -116,4 +116,4 @@ class Cancelled:
     by_admin: bool = False
 
 
-JobEvent = Union[Queued, Started, Progress, Finished, Failed, Cancelled]
+JobEvent = Queued | Started | Progress | Finished | Failed | Cancelled
