@@ -65,7 +65,7 @@ width = 64
 height = 64
 
 [storage]
-path = "{tmp_path / 'data'}"
+path = "{tmp_path / "data"}"
 """
     )
     yield path

@@ -26,7 +26,7 @@ def _write_tokenizer(folder: Path) -> None:
     tokens = ["<|startoftext|>", "<|endoftext|>"]
     tokens += [c for c in letters] + [c + "</w>" for c in letters]
     tokens += [str(d) for d in range(10)] + [f"{d}</w>" for d in range(10)]
-    tokens += [p for p in ",.!?()[]:-'\"" ] + [p + "</w>" for p in ",.!?()[]:-'\""]
+    tokens += [p for p in ",.!?()[]:-'\""] + [p + "</w>" for p in ",.!?()[]:-'\""]
     tokens += [w + "</w>" for w in _WORDS if len(w) > 1]
     vocab = {tok: i for i, tok in enumerate(dict.fromkeys(tokens))}
     (folder / "vocab.json").write_text(json.dumps(vocab))

@@ -11,7 +11,7 @@ from typing import Any, Literal
 RequestKind = Literal["imagine", "vary", "avatar", "upscale"]
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
