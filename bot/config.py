@@ -122,6 +122,9 @@ class Config:
             device=self.engine.device,
             dtype=self.engine.dtype,
             models={name: self.model_source(model.source) for name, model in self.models.items()},
+            nsfw_classifier=self.model_source(self.safety.nsfw_classifier)
+            if self.safety.nsfw_classifier
+            else "",
         )
 
     def model_source(self, source: str) -> str:

@@ -18,6 +18,8 @@ class EngineSettings:
     dtype: str = "auto"  # auto | float16 | bfloat16 | float32
     # Configured model name -> hub id, local diffusers folder, or one .safetensors file.
     models: dict[str, str] = field(default_factory=dict)
+    # diffusers' StableDiffusionSafetyChecker (hub id or folder) run on every picture; "" = off.
+    nsfw_classifier: str = ""
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class GeneratedImage:
     width: int
     height: int
     parameters: str  # the same A1111 text as in the PNG
+    nsfw: bool = False  # flagged by the NSFW classifier, when one is configured
 
 
 class EngineError(Exception):
