@@ -129,9 +129,13 @@ class Config:
 
     def model_source(self, source: str) -> str:
         """A hub id stays as it is; a local path is resolved against the config's folder."""
-        if looks_like_path(source):
-            return str(self.resolve_path(source))
-        return source
+        return str(self.resolve_path(source)) if self.is_local(source) else source
+
+    def is_local(self, source: str) -> bool:
+        """Hub ids look like `owner/name`; anything else, or an existing folder, is a path."""
+        if source.startswith((".", "/", "~")) or source.endswith((".safetensors", ".ckpt")):
+            return True
+        return source.count("/") != 1 or self.resolve_path(source).exists()
 
     def require_adapters(self) -> None:
         """`run` needs at least one chat platform with a token."""
@@ -143,13 +147,6 @@ class Config:
             raise ConfigError("[discord] is enabled but no token: set $DISCORD_TOKEN")
         if self.telegram.enabled and not self.telegram.token:
             raise ConfigError("[telegram] is enabled but no token: set $TELEGRAM_TOKEN")
-
-
-def looks_like_path(source: str) -> bool:
-    """Hub ids are `owner/name`; anything else that names a file or folder is a path."""
-    if source.startswith((".", "/", "~")) or source.endswith((".safetensors", ".ckpt")):
-        return True
-    return source.count("/") != 1 or Path(source).expanduser().exists()
 
 
 def config_path(cli_value: str | None) -> tuple[Path, bool]:
@@ -299,7 +296,7 @@ def _check(config: Config) -> None:
         if not model.source:
             raise ConfigError(f"{where} source: missing")
         source = config.model_source(model.source)
-        if looks_like_path(model.source) and not Path(source).exists():
+        if config.is_local(model.source) and not Path(source).exists():
             raise ConfigError(f"{where} source: {source} does not exist")
         at_least(f"models.{name}", "default_steps", model.default_steps, 1)
         at_least(f"models.{name}", "default_cfg", model.default_cfg, 0)
