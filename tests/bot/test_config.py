@@ -81,7 +81,7 @@ def test_mistakes_are_one_line_naming_the_key(tmp_path: Path, text: str, expecte
 def test_missing_model_file_is_reported(tmp_path: Path) -> None:
     message = error_of(
         tmp_path,
-        '[engine]\ndefault_model = "x"\n[models.x]\nsource = "/no/such/model.safetensors"\n',
+        '[engine]\ndefault_model = "x"\n[models.x]\nsource = "/no/such/x.safetensors"\n',
     )
     assert "/no/such/x.safetensors does not exist" in message
 
