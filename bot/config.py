@@ -68,6 +68,12 @@ class SafetyConfig:
 
 
 @dataclass(frozen=True)
+class AvatarConfig:
+    # A TOML file of extra /avatar presets merged over the built-in ones; "" = none.
+    presets_file: str = ""
+
+
+@dataclass(frozen=True)
 class StorageConfig:
     path: str = "data"
 
@@ -101,6 +107,7 @@ class Config:
     models: dict[str, ModelConfig] = field(default_factory=dict)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
+    avatar: AvatarConfig = field(default_factory=AvatarConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     admins: AdminsConfig = field(default_factory=AdminsConfig)
     discord: DiscordConfig = field(default_factory=DiscordConfig)
@@ -304,3 +311,6 @@ def _check(config: Config) -> None:
         at_least(f"models.{name}", "height", model.height, 64)
     if config.safety.words_file and not config.resolve_path(config.safety.words_file).exists():
         raise ConfigError(f"[safety] words_file: {config.safety.words_file} does not exist")
+    presets_file = config.avatar.presets_file
+    if presets_file and not config.resolve_path(presets_file).exists():
+        raise ConfigError(f"[avatar] presets_file: {presets_file} does not exist")

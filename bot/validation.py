@@ -28,9 +28,18 @@ class BadInput(ValueError):
 
 def check_range(name: str, value: float, low: float, high: float) -> None:
     if isinstance(value, float) and not math.isfinite(value):
-        raise BadInput(f"{name} must be a number between {low:g} and {high:g}")
+        raise BadInput(f"{name} must be a number between {_number(low)} and {_number(high)}")
     if not low <= value <= high:
-        raise BadInput(f"{name} must be between {low:g} and {high:g} (got {value:g})")
+        raise BadInput(
+            f"{name} must be between {_number(low)} and {_number(high)} (got {_number(value)})"
+        )
+
+
+def _number(value: float) -> str:
+    """Whole numbers in full (a seed limit of 4294967295, not 4.29497e+09)."""
+    if math.isfinite(value) and value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:g}"
 
 
 def check_steps(steps: int, max_steps: int) -> None:
@@ -73,15 +82,24 @@ def parse_size(text: str, *, base_width: int, base_height: int, max_side: int) -
         ratio = ratio_w / ratio_h
         if not 1 / 4 <= ratio <= 4:
             raise BadInput("aspect ratio must be between 1:4 and 4:1")
-        area = base_width * base_height
-        width = _round_to(math.sqrt(area * ratio), 64)
-        height = _round_to(math.sqrt(area / ratio), 64)
-        scale = min(1.0, max_side / max(width, height))
-        width, height = _round_to(width * scale, 64), _round_to(height * scale, 64)
+        width, height = size_for_aspect(
+            ratio, base_width=base_width, base_height=base_height, max_side=max_side
+        )
     else:
         raise BadInput(f"size must look like 768x512 or an aspect ratio like 3:2 (got {text!r})")
     check_size(width, height, max_side)
     return width, height
+
+
+def size_for_aspect(
+    ratio: float, *, base_width: int, base_height: int, max_side: int
+) -> tuple[int, int]:
+    """Width and height (multiples of 64) at about the base area for `ratio` = w / h."""
+    area = base_width * base_height
+    width = _round_to(math.sqrt(area * ratio), 64)
+    height = _round_to(math.sqrt(area / ratio), 64)
+    scale = min(1.0, max_side / max(width, height))
+    return _round_to(width * scale, 64), _round_to(height * scale, 64)
 
 
 def _round_to(value: float, multiple: int) -> int:

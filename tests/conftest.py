@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+# The tiny model gains nothing from threads, and on a shared 2-core runner OpenMP
+# threads spinning against other processes made engine tests ~5x slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -48,12 +51,16 @@ def tiny_checkpoint(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
     return save_single_file(tiny_model_dir, folder / "tinyckpt.safetensors")
 
 
-@pytest.fixture
-def config_file(tmp_path: Path, tiny_model_dir: Path) -> Iterator[Path]:
-    """A config.toml with the tiny model as `tiny` (default) and a data folder in tmp."""
-    path = tmp_path / "config.toml"
-    path.write_text(
-        f"""
+@pytest.fixture(scope="session")
+def write_config(tiny_model_dir: Path) -> Callable[..., Path]:
+    """Writes the `config_file` TOML into a folder, plus `extra` sections; for fixtures
+    with a wider scope than `config_file` (e.g. one bot per test module).
+    """
+
+    def write(folder: Path, extra: str = "") -> Path:
+        path = folder / "config.toml"
+        path.write_text(
+            f"""
 [engine]
 default_model = "tiny"
 device = "cpu"
@@ -65,7 +72,16 @@ width = 64
 height = 64
 
 [storage]
-path = "{tmp_path / "data"}"
+path = "{folder / "data"}"
+{extra}
 """
-    )
-    yield path
+        )
+        return path
+
+    return write
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, write_config: Callable[..., Path]) -> Iterator[Path]:
+    """A config.toml with the tiny model as `tiny` (default) and a data folder in tmp."""
+    yield write_config(tmp_path)

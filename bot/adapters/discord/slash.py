@@ -1,0 +1,194 @@
+"""The slash commands: Discord's typed options translated into Atelier's commands.
+
+Ranges and choices here only help people type; every value is checked again by
+the commands layer (autocomplete suggestions included: users can send anything).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Literal
+
+import discord
+from discord import app_commands
+
+from bot.commands import admin, cancel, imagine, model, queue, vary
+from bot.commands import avatar as avatar_command
+from bot.commands import help as usage
+from bot.commands.base import Context, ImageInput, Outcome, Reply
+from bot.validation import CFG_RANGE, COUNT_RANGE, SEED_MAX, STRENGTH_RANGE
+from engine.samplers import SAMPLER_NAMES
+
+if TYPE_CHECKING:
+    from bot.adapters.discord.adapter import DiscordAdapter
+    from bot.avatar import AvatarStep
+
+# Discord shows at most 25 choices or suggestions for an option.
+MAX_CHOICES = 25
+
+Seed = app_commands.Range[int, 0, SEED_MAX]
+# The upper bound is the configured [limits] max_steps, checked by the commands layer.
+Steps = app_commands.Range[int, 1, None]
+Cfg = app_commands.Range[float, CFG_RANGE[0], CFG_RANGE[1]]
+Count = app_commands.Range[int, COUNT_RANGE[0], COUNT_RANGE[1]]
+Strength = app_commands.Range[float, STRENGTH_RANGE[0], STRENGTH_RANGE[1]]
+Aspect = Literal["1:1", "3:2", "2:3", "4:3", "3:4", "16:9", "9:16"]
+
+Command = Callable[[Context], Awaitable[Outcome]]
+
+
+def add_commands(tree: app_commands.CommandTree[Any], adapter: DiscordAdapter) -> None:
+    services = adapter.services
+
+    async def model_suggestions(
+        interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        return _suggest(services.config.models, current)
+
+    async def sampler_suggestions(
+        interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        return _suggest(SAMPLER_NAMES, current)
+
+    @tree.command(name="imagine", description="Paint a picture from your words")
+    @app_commands.describe(
+        prompt="What to paint (inline options like --ar 3:2 work too)",
+        negative="What to keep out of the picture",
+        seed="Same seed + same settings = same picture",
+        steps="More steps: more detail, slower",
+        cfg="How closely to follow the prompt",
+        aspect="Shape of the picture",
+        size="Exact size, like 768x512 (instead of aspect)",
+        sampler="Sampling method",
+        count="How many pictures (1-4)",
+        model="Model to paint with",
+    )
+    @app_commands.autocomplete(sampler=sampler_suggestions, model=model_suggestions)
+    async def imagine_command(
+        interaction: discord.Interaction[Any],
+        prompt: str,
+        negative: str | None = None,
+        seed: Seed | None = None,
+        steps: Steps | None = None,
+        cfg: Cfg | None = None,
+        aspect: Aspect | None = None,
+        size: str | None = None,
+        sampler: str | None = None,
+        count: Count | None = None,
+        model: str | None = None,
+    ) -> None:
+        async def command(ctx: Context) -> Outcome:
+            if aspect is not None and size is not None:
+                return Reply("Give either an aspect or a size, not both.", error=True)
+            options = imagine.ImagineOptions(
+                negative=negative,
+                seed=seed,
+                steps=steps,
+                cfg=cfg,
+                size=size if size is not None else aspect,
+                sampler=sampler,
+                count=count,
+                model=model,
+            )
+            return await imagine.run(ctx, prompt, options)
+
+        await adapter.run_command(interaction, command)
+
+    @tree.command(name="vary", description="Paint a variation of a picture you attach")
+    @app_commands.describe(
+        image="The picture to start from (PNG, JPEG or WebP)",
+        prompt="What the new picture should show (optional)",
+        strength="How much to change: 0.05 a little, 1 everything",
+    )
+    async def vary_command(
+        interaction: discord.Interaction[Any],
+        image: discord.Attachment,
+        prompt: str | None = None,
+        strength: Strength | None = None,
+    ) -> None:
+        source = ImageInput(image.filename, image.size, image.content_type, image.read)
+        await adapter.run_command(
+            interaction, lambda ctx: vary.run(ctx, source, prompt or "", strength)
+        )
+
+    tree.add_command(_avatar_command(adapter, services.presets.steps))
+
+    @tree.command(name="queue", description="Where your pictures are in the queue")
+    async def queue_command(interaction: discord.Interaction[Any]) -> None:
+        await adapter.run_command(interaction, queue.run, private=True)
+
+    @tree.command(name="cancel", description="Stop your newest job, or one by its id")
+    @app_commands.describe(job="The job id (from /queue); your newest job if empty")
+    async def cancel_command(interaction: discord.Interaction[Any], job: str | None = None) -> None:
+        await adapter.run_command(interaction, lambda ctx: cancel.run(ctx, job), private=True)
+
+    @tree.command(name="help", description="How to use Atelier")
+    async def help_command(interaction: discord.Interaction[Any]) -> None:
+        await adapter.run_command(interaction, usage.run, private=True)
+
+    @tree.command(name="model", description="List the models; admins: switch to another")
+    @app_commands.describe(name="The model to switch to (admins only)")
+    @app_commands.autocomplete(name=model_suggestions)
+    async def model_command(interaction: discord.Interaction[Any], name: str | None = None) -> None:
+        await adapter.run_command(interaction, lambda ctx: model.run(ctx, name))
+
+    @tree.command(name="ban", description="Admins: refuse a user's commands")
+    @app_commands.describe(user="A user id (or telegram:ID)", reason="Why (kept in the log)")
+    async def ban_command(
+        interaction: discord.Interaction[Any], user: str, reason: str | None = None
+    ) -> None:
+        await adapter.run_command(
+            interaction, lambda ctx: admin.ban(ctx, user, reason or ""), private=True
+        )
+
+    @tree.command(name="unban", description="Admins: accept a banned user's commands again")
+    @app_commands.describe(user="A user id (or telegram:ID)")
+    async def unban_command(interaction: discord.Interaction[Any], user: str) -> None:
+        await adapter.run_command(interaction, lambda ctx: admin.unban(ctx, user), private=True)
+
+
+def _avatar_command(adapter: DiscordAdapter, steps: list[AvatarStep]) -> app_commands.Command:
+    """/avatar with one option per preset step, so admins' extra steps appear too."""
+
+    async def avatar(interaction: discord.Interaction[Any], **choices: str | None) -> None:
+        picked = {key: value for key, value in choices.items() if value is not None}
+        await adapter.run_command(interaction, lambda ctx: avatar_command.run(ctx, picked))
+
+    # The options come from data, so the callback's signature is built from it.
+    avatar.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter(
+                "interaction",
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                annotation=discord.Interaction,
+            ),
+            *(
+                inspect.Parameter(
+                    step.key, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=str | None
+                )
+                for step in steps
+            ),
+        ]
+    )
+    described = app_commands.describe(**{step.key: step.title[:100] for step in steps})(avatar)
+    with_choices = app_commands.choices(
+        **{
+            step.key: [
+                app_commands.Choice(name=option.label[:100], value=option.value)
+                for option in step.options[:MAX_CHOICES]
+            ]
+            for step in steps
+        }
+    )(described)
+    return app_commands.Command(
+        name="avatar",
+        description="Build a profile picture from presets (unset options: defaults)",
+        callback=with_choices,
+    )
+
+
+def _suggest(names: Iterable[str], current: str) -> list[app_commands.Choice[str]]:
+    needle = current.strip().lower()
+    found = [name for name in names if needle in name.lower()]
+    return [app_commands.Choice(name=name, value=name) for name in found[:MAX_CHOICES]]

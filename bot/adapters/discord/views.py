@@ -1,0 +1,66 @@
+"""Result buttons as persistent `DynamicItem`s: they carry the job id in their
+custom_id, so a click still works after the bot restarts.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.commands import button_data
+from bot.commands.base import Button
+
+if TYPE_CHECKING:
+    from bot.adapters.discord.adapter import AtelierClient
+
+# Discord shows at most 5 rows of 5 buttons on a message.
+MAX_ROWS = 5
+# The attachments on Discord are the PNGs themselves; a "PNG" button adds nothing.
+_HIDDEN_ACTIONS = {"png"}
+
+
+class ResultButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=re.compile(button_data.PATTERN),
+):
+    def __init__(self, data: str, label: str = "") -> None:
+        super().__init__(discord.ui.Button(label=label or None, custom_id=data, style=_style(data)))
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> ResultButton:
+        label = item.label if isinstance(item, discord.ui.Button) else None
+        return cls(match.string, label or "")
+
+    async def callback(self, interaction: discord.Interaction[AtelierClient]) -> None:
+        await interaction.client.adapter.on_button(interaction, self.custom_id)
+
+
+def result_view(rows: list[list[Button]]) -> discord.ui.View:
+    """The buttons `render.result_buttons` chose, laid out row by row."""
+    view = discord.ui.View(timeout=None)
+    shown = [[b for b in row if _action(b.data) not in _HIDDEN_ACTIONS] for row in rows]
+    for row_index, row in enumerate([row for row in shown if row][:MAX_ROWS]):
+        for button in row:
+            item = ResultButton(button.data, button.label)
+            item.row = row_index
+            view.add_item(item)
+    return view
+
+
+def _action(data: str) -> str | None:
+    decoded = button_data.decode(data)
+    return decoded.action if decoded is not None else None
+
+
+def _style(data: str) -> discord.ButtonStyle:
+    return (
+        discord.ButtonStyle.danger if _action(data) == "delete" else discord.ButtonStyle.secondary
+    )

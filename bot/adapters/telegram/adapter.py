@@ -1,0 +1,317 @@
+"""Telegram adapter: python-telegram-bot events in, neutral commands out, outcomes back.
+
+It runs inside Atelier's own event loop (no `run_polling`), so Telegram and Discord can
+share one process. Parsing, validation, queueing and wording live in `bot.commands`;
+this module only translates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from telegram import BotCommand, CallbackQuery, Message, Update
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.adapters.telegram import wizard
+from bot.adapters.telegram.delivery import JobDelivery
+from bot.adapters.telegram.media import (
+    addressed_to,
+    command_text,
+    fit,
+    keyboard,
+    over_download_limit,
+    picture_of,
+    replying_to,
+)
+from bot.adapters.telegram.retry import RetryingLimiter
+from bot.commands import admin, avatar, buttons, cancel, imagine, model, queue, vary
+from bot.commands import help as help_command
+from bot.commands.base import (
+    Caller,
+    Context,
+    DeleteResult,
+    JobAccepted,
+    Outcome,
+    Reply,
+    SendFile,
+)
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "telegram"
+CallbackContext = ContextTypes.DEFAULT_TYPE
+TextCommand = Callable[[Context, str], Awaitable[Outcome]]
+
+# Shown in Telegram's command menu (setMyCommands, default scope).
+COMMAND_MENU = [
+    ("imagine", "Paint a picture: /imagine a red fox --ar 3:2"),
+    ("vary", "Vary a picture: send a photo with the caption /vary"),
+    ("avatar", "Build an avatar step by step"),
+    ("queue", "Where your pictures are in the queue"),
+    ("cancel", "Cancel your latest queued picture"),
+    ("model", "List models (admins: /model NAME switches)"),
+    ("help", "How to use Atelier"),
+]
+SOMETHING_WENT_WRONG = "⚠️ Something went wrong there. Please try again."
+TOO_BIG_FOR_TELEGRAM = "That file is over 20 MB, more than Telegram lets bots download."
+_VARY_CAPTION = filters.CaptionRegex(r"^/vary(@\w+)?(\s|$)")
+
+
+class TelegramAdapter:
+    def __init__(
+        self,
+        services: Services,
+        *,
+        poll_timeout: int = 10,  # seconds; the Bot API takes whole seconds
+        status_interval: float = 3.0,
+        action_interval: float = 4.5,
+    ) -> None:
+        self.services = services
+        self.poll_timeout = poll_timeout
+        telegram = services.config.telegram
+        self.app: Application = (
+            ApplicationBuilder()
+            .token(telegram.token)
+            .base_url(telegram.base_url)
+            .base_file_url(telegram.base_file_url)
+            .rate_limiter(RetryingLimiter())
+            .concurrent_updates(16)
+            .build()
+        )
+        self.delivery = JobDelivery(
+            self.app.bot,
+            services,
+            status_interval=status_interval,
+            action_interval=action_interval,
+        )
+        self._add_handlers()
+
+    async def start(self) -> None:
+        # httpx logs every request URL at INFO, and Telegram URLs contain the token.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        await self.app.initialize()  # getMe: the username makes /imagine@Bot work in groups
+        await self.app.bot.set_my_commands([BotCommand(name, text) for name, text in COMMAND_MENU])
+        self.services.scheduler.add_listener(PLATFORM, self.delivery.on_event)
+        await self.app.start()
+        assert self.app.updater is not None
+        await self.app.updater.start_polling(
+            timeout=self.poll_timeout, error_callback=self._on_polling_error
+        )
+        log.info("Telegram adapter started as @%s", self.app.bot.username)
+
+    async def stop(self) -> None:
+        assert self.app.updater is not None
+        if self.app.updater.running:
+            await self.app.updater.stop()
+        if self.app.running:
+            await self.app.stop()
+        await self.delivery.close()
+        await self.app.shutdown()
+
+    def _add_handlers(self) -> None:
+        text_commands: dict[str, TextCommand] = {
+            "start": lambda ctx, text: help_command.run(ctx),
+            "help": lambda ctx, text: help_command.run(ctx),
+            "imagine": imagine.run,
+            "queue": lambda ctx, text: queue.run(ctx),
+            "cancel": lambda ctx, text: cancel.run(ctx, _first_word(text)),
+            "model": lambda ctx, text: model.run(ctx, text or None),
+            "ban": _ban,
+            "unban": admin.unban,
+        }
+        app = self.app
+        for name, run in text_commands.items():
+            app.add_handler(CommandHandler(name, self._text_command(run)))
+        app.add_handler(CommandHandler("vary", self._on_vary))
+        app.add_handler(
+            MessageHandler(_VARY_CAPTION & (filters.PHOTO | filters.Document.ALL), self._on_vary)
+        )
+        app.add_handler(CommandHandler("avatar", self._on_avatar))
+        app.add_handler(CallbackQueryHandler(self._on_wizard_click, pattern=wizard.PATTERN))
+        app.add_handler(CallbackQueryHandler(self._on_button))
+        app.add_error_handler(self._on_error)
+
+    # ---- commands ---------------------------------------------------------------------
+
+    def _text_command(
+        self, run: TextCommand
+    ) -> Callable[[Update, CallbackContext], Awaitable[None]]:
+        """A handler for a command that only needs the text after `/name`."""
+
+        async def handle(update: Update, context: CallbackContext) -> None:
+            message, ctx = self._message_context(update)
+            outcome = await run(ctx, command_text(message))
+            await self._answer(outcome, message.chat_id, message.message_id)
+
+        return handle
+
+    async def _on_vary(self, update: Update, context: CallbackContext) -> None:
+        message, ctx = self._message_context(update)
+        if not addressed_to(message, self.app.bot.username):
+            return
+        bot = self.app.bot
+        image = picture_of(message, bot) or picture_of(message.reply_to_message, bot)
+        if image is not None and over_download_limit(image):
+            outcome: Outcome = Reply(TOO_BIG_FOR_TELEGRAM, error=True)
+        else:
+            outcome = await vary.run(ctx, image, command_text(message))
+        await self._answer(outcome, message.chat_id, message.message_id)
+
+    async def _on_avatar(self, update: Update, context: CallbackContext) -> None:
+        message, _ = self._message_context(update)
+        assert update.effective_user is not None
+        steps = self.services.presets.steps
+        await self.app.bot.send_message(
+            message.chat_id,
+            wizard.step_text(steps, ()),
+            reply_markup=keyboard(wizard.step_buttons(steps, (), update.effective_user.id)),
+            reply_parameters=replying_to(message.message_id),
+        )
+
+    # ---- buttons ----------------------------------------------------------------------
+
+    async def _on_wizard_click(self, update: Update, context: CallbackContext) -> None:
+        query, ctx = self._query_context(update)
+        chat_id, message_id = ctx.origin["chat_id"], ctx.origin["reply_to"]
+        click = wizard.decode(query.data or "")
+        steps = self.services.presets.steps
+        if click is None or not wizard.valid_path(steps, click.path):
+            await query.answer("This wizard is out of date: send /avatar again.", show_alert=True)
+            await self._drop_keyboard(chat_id, message_id)
+            return
+        if click.owner_id != query.from_user.id:
+            await query.answer("Only the person who started this wizard can use it.")
+            return
+        await query.answer()
+        edit = self.app.bot.edit_message_text
+        if click.action == wizard.CANCEL:
+            await edit("✖️ Avatar cancelled.", chat_id=chat_id, message_id=message_id)
+        elif len(click.path) < len(steps):
+            await edit(
+                wizard.step_text(steps, click.path),
+                chat_id=chat_id,
+                message_id=message_id,
+                reply_markup=keyboard(wizard.step_buttons(steps, click.path, click.owner_id)),
+            )
+        else:
+            summary = wizard.summary_text(steps, click.path)
+            await edit(summary, chat_id=chat_id, message_id=message_id)
+            outcome = await avatar.run(ctx, wizard.choices_of(steps, click.path))
+            await self._answer(outcome, chat_id, message_id)
+
+    async def _on_button(self, update: Update, context: CallbackContext) -> None:
+        query, ctx = self._query_context(update)
+        outcome = await buttons.run(ctx, query.data or "")
+        if isinstance(outcome, Reply) and outcome.error:
+            # A refusal about a button fits the little pop-up Telegram shows for it.
+            await query.answer(fit(outcome.text, 200), show_alert=True)
+            return
+        await query.answer()
+        await self._answer(outcome, ctx.origin["chat_id"], ctx.origin["reply_to"])
+
+    # ---- outcomes ---------------------------------------------------------------------
+
+    async def _answer(self, outcome: Outcome, chat_id: int, reply_to: int) -> None:
+        """Render a command's outcome in the chat, as a reply to message `reply_to`."""
+        bot = self.app.bot
+        if isinstance(outcome, Reply):
+            await bot.send_message(
+                chat_id,
+                fit(outcome.text),
+                reply_markup=keyboard(outcome.buttons),
+                reply_parameters=replying_to(reply_to),
+            )
+        elif isinstance(outcome, JobAccepted):
+            await self.delivery.accepted(outcome.job, outcome.text, chat_id, reply_to)
+        elif isinstance(outcome, SendFile):
+            data = await asyncio.to_thread(outcome.path.read_bytes)
+            await bot.send_document(
+                chat_id, data, filename=outcome.filename, reply_parameters=replying_to(reply_to)
+            )
+        elif isinstance(outcome, DeleteResult):
+            await self._delete_result(outcome.job_id, chat_id, reply_to)
+
+    async def _delete_result(self, job_id: str, chat_id: int, button_message_id: int) -> None:
+        job = await self.services.store.get_job(job_id)
+        message_ids = set(job.origin.get("result_message_ids", [])) if job else set()
+        message_ids.add(button_message_id)
+        for message_id in sorted(message_ids):
+            try:
+                await self.app.bot.delete_message(chat_id, message_id)
+            except BadRequest as exc:
+                log.info("result message %s not deleted: %s", message_id, exc.message)
+
+    async def _drop_keyboard(self, chat_id: int, message_id: int) -> None:
+        try:
+            await self.app.bot.edit_message_reply_markup(chat_id, message_id, reply_markup=None)
+        except BadRequest as exc:
+            log.info("old keyboard not removed: %s", exc.message)
+
+    # ---- plumbing ---------------------------------------------------------------------
+
+    def _caller(self, update: Update) -> Caller:
+        user = update.effective_user
+        assert user is not None
+        user_id = str(user.id)
+        return Caller(
+            platform=PLATFORM,
+            user_id=user_id,
+            name=user.full_name,
+            is_admin=self.services.is_admin(PLATFORM, user_id),
+        )
+
+    def _message_context(self, update: Update) -> tuple[Message, Context]:
+        message = update.effective_message
+        assert message is not None
+        origin = {"chat_id": message.chat_id, "reply_to": message.message_id}
+        return message, Context(self.services, self._caller(update), origin)
+
+    def _query_context(self, update: Update) -> tuple[CallbackQuery, Context]:
+        """A click: replies go to the chat of the clicked message, as replies to it."""
+        query = update.callback_query
+        assert query is not None and query.message is not None
+        # An old message may be "inaccessible", but its chat and id are still known.
+        origin = {"chat_id": query.message.chat.id, "reply_to": query.message.message_id}
+        return query, Context(self.services, self._caller(update), origin)
+
+    async def _on_error(self, update: object, context: CallbackContext) -> None:
+        """Log it, tell the user briefly, keep serving everyone else."""
+        log.error("Telegram update failed", exc_info=context.error)
+        if not isinstance(update, Update) or update.effective_chat is None:
+            return
+        try:
+            if update.callback_query is not None:
+                await update.callback_query.answer(SOMETHING_WENT_WRONG, show_alert=True)
+            else:
+                await self.app.bot.send_message(update.effective_chat.id, SOMETHING_WENT_WRONG)
+        except TelegramError as exc:
+            log.warning("could not report the error to the chat: %s", exc)
+
+    @staticmethod
+    def _on_polling_error(error: Any) -> None:
+        log.warning("Telegram polling failed: %s", error)
+
+
+def _first_word(text: str) -> str | None:
+    return text.split(maxsplit=1)[0] if text else None
+
+
+async def _ban(ctx: Context, text: str) -> Outcome:
+    """`/ban USER [reason...]`."""
+    user, _, reason = text.partition(" ")
+    return await admin.ban(ctx, user, reason)

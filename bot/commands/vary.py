@@ -1,0 +1,74 @@
+"""/vary: img2img from a picture the user attached (or replied to)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+
+from bot.commands import generation, params
+from bot.commands.base import Context, ImageInput, JobAccepted, Outcome, Reply
+from bot.commands.generation import ImageSource
+from bot.validation import BadInput, decode_image, size_for_aspect
+
+DEFAULT_STRENGTH = 0.6
+NO_PICTURE = "Attach a picture (or reply to one) with /vary."
+NOT_A_PICTURE = "That file is not a picture Atelier can read (PNG, JPEG or WebP)."
+
+
+def _too_big(size: int, limit_mb: float) -> str:
+    return f"That picture is {size / 1_000_000:.1f} MB; the limit is {limit_mb:g} MB."
+
+
+async def run(
+    ctx: Context, image: ImageInput | None, text: str = "", strength: float | None = None
+) -> Outcome:
+    """`text` is an optional prompt with inline options; a typed `strength` wins."""
+    if image is None:
+        return Reply(NO_PICTURE, error=True)
+    config = ctx.services.config
+    limit_bytes = int(config.limits.max_attachment_mb * 1_000_000)
+    if image.content_type is not None and not image.content_type.startswith("image/"):
+        return Reply(NOT_A_PICTURE, error=True)
+    # Refused before downloading a byte when the platform tells the size.
+    if image.size is not None and image.size > limit_bytes:
+        return Reply(_too_big(image.size, config.limits.max_attachment_mb), error=True)
+    path, relative = generation.new_input_path(config.data_dir)
+    try:
+        parsed = params.parse(text, is_sampler=generation.is_sampler)
+        parsed = parsed.with_overrides(strength=strength)
+        _, defaults = generation.resolve_model(ctx, parsed.model)
+        # Checked before the download, so a typo in an option costs no traffic.
+        request = generation.build_request(
+            ctx,
+            "vary",
+            parsed,
+            source=ImageSource(relative, defaults.width, defaults.height, DEFAULT_STRENGTH),
+            require_prompt=False,
+        )
+    except BadInput as exc:
+        return await generation.refuse(ctx, exc)
+
+    data = await image.download()
+    if len(data) > limit_bytes:
+        return Reply(_too_big(len(data), config.limits.max_attachment_mb), error=True)
+    try:
+        picture = await asyncio.to_thread(decode_image, data, max_side=config.limits.max_side)
+    except BadInput as exc:
+        return await generation.refuse(ctx, exc)
+    if parsed.size is None:
+        # The picture's shape at the model's native area, so nothing is squashed.
+        width, height = size_for_aspect(
+            min(4.0, max(0.25, picture.width / picture.height)),
+            base_width=defaults.width,
+            base_height=defaults.height,
+            max_side=config.limits.max_side,
+        )
+        request = dataclasses.replace(request, width=width, height=height)
+    await generation.save_input(picture, path)
+    outcome = await generation.submit(ctx, request)
+    if not isinstance(outcome, JobAccepted):
+        # Refused by the scheduler: the saved input belongs to no job.
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(path.unlink)
+    return outcome

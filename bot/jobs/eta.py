@@ -1,0 +1,62 @@
+"""How long things will take: measured engine speed, the running batch, and ETAs.
+
+Work is counted in units: one denoising step of one 512×512 picture. The speed is a
+moving average of seconds per unit over finished batches, so ETAs follow the GPU the
+bot actually has; before the first batch a default for the device is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.jobs.models import GenerationRequest, Job
+
+UNIT_PIXELS = 512 * 512
+# Seconds per unit before anything was measured: a mid-range GPU, or a CPU.
+DEFAULT_SECONDS_PER_UNIT = 0.1
+DEFAULT_CPU_SECONDS_PER_UNIT = 3.0
+SMOOTHING = 0.3  # weight of the newest measurement
+
+
+def work_units(request: GenerationRequest) -> float:
+    # img2img denoises only the last `strength` of the schedule.
+    strength = (request.strength or 1.0) if request.init_image else 1.0
+    steps = max(1.0, request.steps * strength)
+    return request.count * steps * request.width * request.height / UNIT_PIXELS
+
+
+@dataclass
+class RunningBatch:
+    """The jobs the engine is working on in one call, and how far it got."""
+
+    id: str  # the engine call's job id: the first job's
+    jobs: list[Job]
+    model: str
+    work: float
+    done_fraction: float = 0.0
+
+    def unfinished(self) -> list[Job]:
+        return [job for job in self.jobs if not job.status.finished]
+
+
+class Speed:
+    def __init__(self, device: str) -> None:
+        self.seconds_per_unit = (
+            DEFAULT_CPU_SECONDS_PER_UNIT if device == "cpu" else DEFAULT_SECONDS_PER_UNIT
+        )
+
+    def measure(self, seconds: float, units: float) -> None:
+        if units > 0 and seconds > 0:
+            sample = seconds / units
+            self.seconds_per_unit += SMOOTHING * (sample - self.seconds_per_unit)
+
+    def left(self, batch: RunningBatch | None) -> float:
+        """Seconds until the running batch is done (0 when nothing runs)."""
+        if batch is None:
+            return 0.0
+        return batch.work * (1.0 - batch.done_fraction) * self.seconds_per_unit
+
+    def until_done(self, work_ahead: float, job: Job, running: RunningBatch | None) -> float:
+        """Seconds until waiting `job` is done: the running batch, the line ahead, itself."""
+        units = work_ahead + work_units(job.request)
+        return self.left(running) + units * self.seconds_per_unit

@@ -1,0 +1,370 @@
+"""Atelier's SQLite database: users, jobs and their pictures, bans, settings, audit.
+
+One aiosqlite connection in WAL mode with foreign keys on. The schema lives in
+numbered files `bot/migrations/NNN_name.sql`, applied in order at `open`; the number
+of the last one applied is kept in `PRAGMA user_version`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bot.jobs.limits import seconds_until_tomorrow, start_of_day
+from bot.jobs.models import GenerationRequest, Job, JobStatus, ResultImage
+
+DB_FILENAME = "atelier.sqlite3"
+_MIGRATION_NAME = re.compile(r"^(\d{3})_[\w-]+\.sql$")
+# Jobs that count towards a day's quota: made, or about to be.
+_QUOTA_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.DONE)
+_JOB_COLUMNS = (
+    "id, platform, user_id, user_name, origin, request, status, "
+    "created_at, started_at, finished_at, attempts, error"
+)
+
+
+class StoreError(Exception):
+    """The database cannot be used (damaged, or made by a newer Atelier)."""
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    ts: float
+    actor: str
+    action: str
+    detail: str
+
+
+def new_job_id() -> str:
+    """10 random base32 characters: short, and safe in URLs and callback data."""
+    return base64.b32encode(secrets.token_bytes(10)).decode("ascii")[:10].lower()
+
+
+def default_migrations() -> Traversable:
+    return resources.files("bot") / "migrations"
+
+
+class Store:
+    def __init__(self, db: aiosqlite.Connection, path: Path, banned: set[str]) -> None:
+        self._db = db
+        self.path = path
+        # Bans are checked on every command; the store is their only writer, so a copy
+        # in memory stays exact.
+        self._banned = banned
+        # Writes share one connection: keep their transactions apart.
+        self._write_lock = asyncio.Lock()
+        # New jobs waiting for the next group commit, and the task writing them.
+        self._new_jobs: list[tuple[Job, asyncio.Future[None]]] = []
+        self._job_writer: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(cls, path: Path, *, migrations: Traversable | None = None) -> Store:
+        """Open (creating and migrating) the database file `path`.
+
+        `path` may also be a folder, which then holds `atelier.sqlite3`.
+        """
+        if path.is_dir():
+            path = path / DB_FILENAME
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = await aiosqlite.connect(path)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"{path}: cannot open the database: {exc}") from exc
+        try:
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA foreign_keys = ON")
+            # Safe with WAL: a power cut may lose the last commits, never corrupt.
+            await db.execute("PRAGMA synchronous = NORMAL")
+            await _migrate(db, migrations or default_migrations())
+            async with db.execute("SELECT user_key FROM bans") as cursor:
+                banned = {row[0] async for row in cursor}
+        except (sqlite3.DatabaseError, StoreError) as exc:
+            await db.close()
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(f"{path}: cannot use the database: {exc}") from exc
+        return cls(db, path, banned)
+
+    async def close(self) -> None:
+        if self._job_writer is not None:
+            await self._job_writer
+        await self._db.close()
+
+    async def schema_version(self) -> int:
+        async with self._db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    # Jobs
+
+    async def add_job(self, job: Job) -> None:
+        """Save a new job; returns once it is committed.
+
+        Jobs added while a commit is under way are written together in the next one:
+        many users at once cost one transaction, not one each.
+        """
+        loop = asyncio.get_running_loop()
+        saved: asyncio.Future[None] = loop.create_future()
+        self._new_jobs.append((job, saved))
+        if self._job_writer is None or self._job_writer.done():
+            self._job_writer = loop.create_task(self._write_new_jobs())
+        await saved
+
+    async def _write_new_jobs(self) -> None:
+        while self._new_jobs:
+            batch, self._new_jobs = self._new_jobs, []
+            try:
+                await self._insert_jobs([job for job, _ in batch])
+                results: list[Exception | None] = [None] * len(batch)
+            except sqlite3.Error:
+                # One bad job must not sink the others: write them one at a time.
+                results = []
+                for job, _ in batch:
+                    try:
+                        await self._insert_jobs([job])
+                        results.append(None)
+                    except sqlite3.Error as exc:
+                        results.append(exc)
+            for (_, saved), error in zip(batch, results, strict=True):
+                if saved.done():  # the caller stopped waiting
+                    continue
+                if error is None:
+                    saved.set_result(None)
+                else:
+                    saved.set_exception(error)
+
+    async def _insert_jobs(self, jobs: list[Job]) -> None:
+        now = time.time()
+        async with self._write_lock:
+            try:
+                await self._db.executemany(
+                    "INSERT INTO users (key, platform, user_id, name, first_seen, last_seen) "
+                    "VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET name = excluded.name, "
+                    "last_seen = excluded.last_seen",
+                    [(j.user_key, j.platform, j.user_id, j.user_name, now, now) for j in jobs],
+                )
+                await self._db.executemany(
+                    f"INSERT INTO jobs (user_key, image_count, {_JOB_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(j.user_key, j.request.count, *_job_row(j)) for j in jobs],
+                )
+                for job in jobs:
+                    await self._write_images(job)
+                await self._db.commit()
+            except sqlite3.Error:
+                await self._db.rollback()
+                raise
+
+    async def get_job(self, job_id: str) -> Job | None:
+        jobs = await self._select_jobs("WHERE id = ?", (job_id,))
+        return jobs[0] if jobs else None
+
+    async def update_job(self, job: Job) -> None:
+        """Save everything that changes over a job's life: status, times, result."""
+        async with self._write_lock:
+            await self._db.execute(
+                "UPDATE jobs SET origin = ?, status = ?, started_at = ?, finished_at = ?, "
+                "attempts = ?, error = ? WHERE id = ?",
+                (
+                    json.dumps(job.origin),
+                    job.status.value,
+                    job.started_at,
+                    job.finished_at,
+                    job.attempts,
+                    job.error,
+                    job.id,
+                ),
+            )
+            await self._db.execute("DELETE FROM job_images WHERE job_id = ?", (job.id,))
+            await self._write_images(job)
+            await self._db.commit()
+
+    async def jobs_with_status(self, *statuses: JobStatus) -> list[Job]:
+        """Jobs in any of `statuses`, oldest first."""
+        if not statuses:
+            return []
+        marks = ", ".join("?" for _ in statuses)
+        return await self._select_jobs(
+            f"WHERE status IN ({marks}) ORDER BY created_at, rowid",
+            tuple(status.value for status in statuses),
+        )
+
+    async def set_origin(self, job_id: str, origin: dict[str, Any]) -> None:
+        await self._write("UPDATE jobs SET origin = ? WHERE id = ?", (json.dumps(origin), job_id))
+
+    async def images_today(self, user_key: str, *, now: float | None = None) -> int:
+        """Pictures `user_key` asked for on the local day of `now`, not counting failures."""
+        since = start_of_day(time.time() if now is None else now)
+        until = since + seconds_until_tomorrow(since)
+        marks = ", ".join("?" for _ in _QUOTA_STATUSES)
+        async with self._db.execute(
+            "SELECT COALESCE(SUM(image_count), 0) FROM jobs "
+            f"WHERE user_key = ? AND created_at >= ? AND created_at < ? AND status IN ({marks})",
+            (user_key, since, until, *(status.value for status in _QUOTA_STATUSES)),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    # Settings
+
+    async def get_setting(self, key: str) -> str | None:
+        async with self._db.execute("SELECT value FROM settings WHERE key = ?", (key,)) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else str(row[0])
+
+    async def set_setting(self, key: str, value: str) -> None:
+        await self._write(
+            "INSERT INTO settings (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # Bans and audit
+
+    async def ban(self, user_key: str, by: str, reason: str = "") -> None:
+        await self._write(
+            "INSERT INTO bans (user_key, banned_by, reason, banned_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (user_key) DO UPDATE SET banned_by = excluded.banned_by, "
+            "reason = excluded.reason, banned_at = excluded.banned_at",
+            (user_key, by, reason, time.time()),
+        )
+        self._banned.add(user_key)
+
+    async def unban(self, user_key: str) -> None:
+        await self._write("DELETE FROM bans WHERE user_key = ?", (user_key,))
+        self._banned.discard(user_key)
+
+    async def is_banned(self, user_key: str) -> bool:
+        return user_key in self._banned
+
+    async def audit(self, actor: str, action: str, detail: str = "") -> None:
+        await self._write(
+            "INSERT INTO audit (ts, actor, action, detail) VALUES (?, ?, ?, ?)",
+            (time.time(), actor, action, detail),
+        )
+
+    async def recent_audit(self, limit: int = 50) -> list[AuditEntry]:
+        """The newest audit entries, newest first."""
+        async with self._db.execute(
+            "SELECT ts, actor, action, detail FROM audit ORDER BY id DESC LIMIT ?", (limit,)
+        ) as cursor:
+            return [AuditEntry(*row) async for row in cursor]
+
+    # Helpers
+
+    async def _write(self, sql: str, params: tuple[Any, ...]) -> None:
+        async with self._write_lock:
+            await self._db.execute(sql, params)
+            await self._db.commit()
+
+    async def _write_images(self, job: Job) -> None:
+        if job.images:
+            await self._db.executemany(
+                "INSERT INTO job_images (job_id, idx, path, seed, parameters, flagged) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (job.id, index, image.path, image.seed, image.parameters, int(image.flagged))
+                    for index, image in enumerate(job.images)
+                ],
+            )
+
+    async def _select_jobs(self, where: str, params: tuple[Any, ...]) -> list[Job]:
+        async with self._db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs {where}", params) as cursor:
+            jobs = [_job_from_row(row) async for row in cursor]
+        if jobs:
+            await self._load_images(jobs)
+        return jobs
+
+    async def _load_images(self, jobs: Iterable[Job]) -> None:
+        by_id = {job.id: job for job in jobs}
+        marks = ", ".join("?" for _ in by_id)
+        async with self._db.execute(
+            "SELECT job_id, path, seed, parameters, flagged FROM job_images "
+            f"WHERE job_id IN ({marks}) ORDER BY job_id, idx",
+            tuple(by_id),
+        ) as cursor:
+            async for job_id, path, seed, parameters, flagged in cursor:
+                by_id[job_id].images.append(ResultImage(path, seed, parameters, bool(flagged)))
+
+
+def _job_row(job: Job) -> tuple[Any, ...]:
+    return (
+        job.id,
+        job.platform,
+        job.user_id,
+        job.user_name,
+        json.dumps(job.origin),
+        job.request.to_json(),
+        job.status.value,
+        job.created_at,
+        job.started_at,
+        job.finished_at,
+        job.attempts,
+        job.error,
+    )
+
+
+def _job_from_row(row: sqlite3.Row | tuple[Any, ...]) -> Job:
+    (job_id, platform, user_id, user_name, origin, request, status, created, started) = row[:9]
+    finished, attempts, error = row[9:]
+    return Job(
+        id=job_id,
+        platform=platform,
+        user_id=user_id,
+        user_name=user_name,
+        request=GenerationRequest.from_json(request),
+        origin=json.loads(origin),
+        status=JobStatus(status),
+        created_at=created,
+        started_at=started,
+        finished_at=finished,
+        attempts=attempts,
+        error=error,
+    )
+
+
+def _migration_files(folder: Traversable) -> list[tuple[int, Traversable]]:
+    """The numbered migrations in `folder`, checked to run 001, 002, … without gaps."""
+    found = []
+    for entry in folder.iterdir():
+        if match := _MIGRATION_NAME.match(entry.name):
+            found.append((int(match[1]), entry))
+    found.sort(key=lambda item: item[0])
+    for expected, (number, entry) in enumerate(found, start=1):
+        if number != expected:
+            raise StoreError(f"migration {entry.name}: expected number {expected:03d}")
+    return found
+
+
+async def _migrate(db: aiosqlite.Connection, folder: Traversable) -> None:
+    migrations = _migration_files(folder)
+    async with db.execute("PRAGMA user_version") as cursor:
+        row = await cursor.fetchone()
+    current = int(row[0]) if row else 0
+    if current > len(migrations):
+        raise StoreError(
+            f"the database has schema version {current}, but this Atelier knows only "
+            f"{len(migrations)}: it was made by a newer version"
+        )
+    for number, entry in migrations[current:]:
+        sql = entry.read_text(encoding="utf-8")
+        # One transaction per file: a failing migration leaves the previous version.
+        try:
+            await db.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;")
+        except sqlite3.DatabaseError as exc:
+            await db.rollback()
+            raise StoreError(f"migration {entry.name} failed: {exc}") from exc

@@ -1,0 +1,399 @@
+"""The bot's side of the engine process: spawn it, talk to it, restart it when it dies.
+
+This module never imports torch: the bot process stays small and starts fast, and a
+CUDA crash or an out-of-memory kill takes down only the engine process. A reader
+thread per engine process receives replies and hands them to the event loop, so
+waiting on the pipe never blocks the loop, and the process's death is seen at once
+(EOF on the pipe, or its sentinel), not after a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import multiprocessing
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from typing import NoReturn, cast
+
+from engine import worker
+from engine.types import (
+    EngineCrashed,
+    EngineError,
+    EngineSettings,
+    GeneratedImage,
+    GenerationCancelled,
+    ImageSpec,
+    ModelLoadError,
+)
+from engine.worker import (
+    STARTUP_REQUEST,
+    Cancel,
+    Done,
+    Failed,
+    Generate,
+    Health,
+    LoadModel,
+    Progress,
+    Reply,
+    Shutdown,
+)
+
+log = logging.getLogger("atelier.engine.client")
+
+ProgressCallback = Callable[[int, int], None]
+
+CRASH_MESSAGE = "the engine stopped unexpectedly; your job will be retried"
+SHUTDOWN_MESSAGE = "the engine was shut down during the job"
+# Seconds a health check waits for the engine process to answer.
+HEALTH_TIMEOUT = 10.0
+# Seconds the engine process gets to exit on its own before it is terminated.
+STOP_GRACE = 10.0
+
+_ERRORS: dict[str, type[EngineError]] = {
+    cls.__name__: cls for cls in (EngineError, ModelLoadError, GenerationCancelled, EngineCrashed)
+}
+
+
+@dataclass
+class _Pending:
+    future: asyncio.Future[Done | Failed]
+    on_progress: ProgressCallback | None = None
+
+
+@dataclass
+class _EngineProcess:
+    process: BaseProcess
+    conn: Connection
+    reader: threading.Thread
+    send_lock: threading.Lock
+    device: str | None = None  # set once the process said it is ready
+    exited: bool = False
+
+    @property
+    def ready(self) -> bool:
+        return self.device is not None and not self.exited and self.process.is_alive()
+
+
+class EngineClient:
+    def __init__(
+        self,
+        settings: EngineSettings,
+        *,
+        max_batch: int = 4,
+        log_level: int = logging.WARNING,
+        start_timeout: float = 600.0,
+    ) -> None:
+        self._settings = settings
+        self._max_batch = max_batch
+        self._log_level = log_level
+        self._start_timeout = start_timeout
+        # Serialises start, load and generate: the engine runs one job at a time.
+        self._lock = asyncio.Lock()
+        self._engine: _EngineProcess | None = None
+        # Replies from an older process (one that died or was replaced) are ignored.
+        self._generation = 0
+        self._pending: dict[int, _Pending] = {}
+        self._request_ids = itertools.count(STARTUP_REQUEST + 1)
+        self._current_model: str | None = None
+        self._running_job: str | None = None
+        self._restart_task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @property
+    def current_model(self) -> str | None:
+        """Display name of the loaded model; after a crash, the one loaded again next."""
+        return self._current_model
+
+    async def start(self) -> None:
+        """Spawn the engine process and wait until it is ready (torch import: seconds)."""
+        async with self._lock:
+            self._closing = False
+            await self._ensure_running()
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._restart_task is not None:
+            self._restart_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._restart_task
+            self._restart_task = None
+        engine, self._engine = self._engine, None
+        self._generation += 1
+        self._fail_pending(EngineCrashed(SHUTDOWN_MESSAGE))
+        if engine is not None:
+            with contextlib.suppress(OSError), engine.send_lock:
+                engine.conn.send(Shutdown())
+            await asyncio.to_thread(_stop_process, engine)
+
+    async def load_model(self, name_or_path: str) -> str:
+        """Load a model (the engine frees the old one first); returns its display name."""
+        async with self._lock:
+            await self._ensure_running()
+            reply = await self._call(LoadModel(next(self._request_ids), name_or_path))
+            self._current_model = reply.model
+            return cast(str, _value(reply))
+
+    async def generate(
+        self,
+        job_id: str,
+        model: str,
+        specs: list[ImageSpec],
+        on_progress: ProgressCallback | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> list[GeneratedImage]:
+        """One picture per spec, in order; loads `model` first when it is not loaded.
+
+        `timeout` (seconds): past it the engine counts as hung; it is killed and
+        restarted, and the call raises `EngineCrashed`.
+        """
+        if not specs:
+            return []
+        async with self._lock:
+            await self._ensure_running()
+            request = Generate(next(self._request_ids), job_id, model, list(specs))
+            self._running_job = job_id
+            try:
+                reply = await self._call(request, on_progress, timeout)
+            except TimeoutError:
+                self._kill(f"job {job_id} ran past {timeout:g} s")
+                raise EngineCrashed(
+                    f"the engine took longer than {timeout:g} s and was restarted"
+                ) from None
+            except asyncio.CancelledError:
+                # Our caller gave up; stop the work too, or the next job waits behind it.
+                self._send_cancel(job_id)
+                raise
+            finally:
+                self._running_job = None
+            self._current_model = reply.model
+            return cast(list[GeneratedImage], _value(reply))
+
+    async def cancel(self, job_id: str) -> None:
+        """Stop the running job `job_id` (it raises `GenerationCancelled`); else nothing."""
+        if job_id == self._running_job:
+            self._send_cancel(job_id)
+
+    async def health(self) -> dict[str, object]:
+        """`alive`, `model`, `device`, `busy` (running job id) and `pid`; answered mid-job."""
+        engine = self._engine
+        if engine is None or not engine.ready:
+            return {"alive": False, "model": None, "device": None, "busy": None, "pid": None}
+        try:
+            reply = await self._call(Health(next(self._request_ids)), timeout=HEALTH_TIMEOUT)
+            answer = cast(dict[str, object], _value(reply))
+        except (TimeoutError, EngineError):
+            return {"alive": False, "model": None, "device": None, "busy": None, "pid": None}
+        return {**answer, "pid": engine.process.pid}
+
+    # -- the process ---------------------------------------------------------------
+
+    async def _ensure_running(self) -> None:
+        engine = self._engine
+        if engine is not None and engine.ready:
+            return
+        if self._closing:
+            raise EngineError("the engine is shutting down")
+        if engine is not None:
+            # Died, and its exit may not have been reported yet: fail what waits on it.
+            self._engine = None
+            self._generation += 1
+            self._fail_pending(EngineCrashed(CRASH_MESSAGE))
+            await asyncio.to_thread(_stop_process, engine)
+            log.warning(
+                "engine process %s ended with exit code %s; starting a new one",
+                engine.process.pid,
+                engine.process.exitcode,
+            )
+        await self._spawn()
+
+    async def _spawn(self) -> None:
+        loop = asyncio.get_running_loop()
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe()
+        process = context.Process(
+            target=worker.main,
+            args=(theirs, self._settings, self._max_batch, self._log_level),
+            name="atelier-engine",
+            daemon=True,
+        )
+        await asyncio.to_thread(process.start)
+        # Only the child may hold its end, or its death would not show as EOF here.
+        theirs.close()
+        self._generation += 1
+        reader = threading.Thread(
+            target=self._read,
+            args=(ours, process.sentinel, self._generation, loop),
+            name="engine-client-reader",
+            daemon=True,
+        )
+        engine = _EngineProcess(process, ours, reader, threading.Lock())
+        self._engine = engine
+        ready = loop.create_future()
+        self._pending[STARTUP_REQUEST] = _Pending(ready)
+        reader.start()
+        if self._closing:
+            self._fail_pending(EngineError("the engine is shutting down"))
+        try:
+            async with asyncio.timeout(self._start_timeout):
+                reply = await ready
+            engine.device = cast(str, _value(reply))
+        except BaseException as exc:
+            if self._engine is engine:
+                self._engine = None
+                self._generation += 1
+            self._fail_pending(EngineCrashed(CRASH_MESSAGE))
+            engine.process.kill()
+            await asyncio.to_thread(_stop_process, engine)
+            if isinstance(exc, TimeoutError):
+                raise EngineError(
+                    f"the engine did not start within {self._start_timeout:g} s"
+                ) from None
+            raise
+        log.info("engine process %s ready on %s", process.pid, engine.device)
+
+    def _kill(self, reason: str) -> None:
+        """Kill a hung engine process; the next call (or the restart task) replaces it."""
+        engine = self._engine
+        if engine is None or engine.exited:
+            return
+        log.error(
+            "%s: killing engine process %s and starting a new one", reason, engine.process.pid
+        )
+        engine.exited = True
+        engine.process.kill()
+        self._schedule_restart()
+
+    def _schedule_restart(self) -> None:
+        if not self._closing and (self._restart_task is None or self._restart_task.done()):
+            self._restart_task = asyncio.get_running_loop().create_task(self._restart())
+
+    def _read(
+        self,
+        conn: Connection,
+        sentinel: int,
+        generation: int,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """Reader thread: hand every reply to the loop, then report the process's end."""
+        try:
+            while True:
+                if conn not in wait([conn, sentinel]):
+                    break  # exited, and nothing is left to read
+                try:
+                    reply = conn.recv()
+                except (EOFError, OSError):
+                    break
+                loop.call_soon_threadsafe(self._on_reply, generation, reply)
+            loop.call_soon_threadsafe(self._on_exit, generation)
+        except RuntimeError:
+            pass  # the event loop is closed: nobody waits for replies any more
+
+    def _on_reply(self, generation: int, reply: Reply) -> None:
+        if generation != self._generation:
+            return
+        if isinstance(reply, Progress):
+            pending = self._pending.get(reply.request_id)
+            if pending is not None and pending.on_progress is not None:
+                try:
+                    pending.on_progress(reply.step, reply.total)
+                except Exception:
+                    log.exception("progress callback failed")
+            return
+        pending = self._pending.pop(reply.request_id, None)
+        if pending is not None and not pending.future.done():
+            pending.future.set_result(reply)
+
+    def _on_exit(self, generation: int) -> None:
+        engine = self._engine
+        if generation != self._generation or engine is None:
+            return
+        if engine.device is None:
+            engine.exited = True
+            self._fail_pending(EngineCrashed("the engine process stopped while starting"))
+            return
+        self._fail_pending(EngineCrashed(CRASH_MESSAGE))
+        if not engine.exited:  # else we killed it ourselves, and said so
+            engine.exited = True
+            log.error("engine process %s stopped unexpectedly; restarting it", engine.process.pid)
+            self._schedule_restart()
+
+    async def _restart(self) -> None:
+        """Start a fresh process now, so the next job does not pay for the torch import."""
+        try:
+            async with self._lock:
+                if not self._closing:
+                    await self._ensure_running()
+        except Exception:
+            log.exception("restarting the engine process failed; the next job tries again")
+
+    # -- requests ------------------------------------------------------------------
+
+    async def _call(
+        self,
+        request: LoadModel | Generate | Health,
+        on_progress: ProgressCallback | None = None,
+        timeout: float | None = None,
+    ) -> Done | Failed:
+        engine = self._engine
+        if engine is None:
+            raise EngineCrashed(CRASH_MESSAGE)
+        future: asyncio.Future[Done | Failed] = asyncio.get_running_loop().create_future()
+        self._pending[request.request_id] = _Pending(future, on_progress)
+        try:
+            try:
+                # Off the loop: a request carrying pictures can fill the pipe's buffer.
+                await asyncio.to_thread(_send, engine, request)
+            except OSError:
+                raise EngineCrashed(CRASH_MESSAGE) from None
+            async with asyncio.timeout(timeout):
+                return await future
+        finally:
+            self._pending.pop(request.request_id, None)
+
+    def _send_cancel(self, job_id: str) -> None:
+        engine = self._engine
+        if engine is not None and engine.ready:
+            with contextlib.suppress(OSError):
+                _send(engine, Cancel(job_id))
+
+    def _fail_pending(self, error: EngineError) -> None:
+        pending, self._pending = self._pending, {}
+        for waiting in pending.values():
+            if not waiting.future.done():
+                waiting.future.set_exception(error)
+
+
+def _send(engine: _EngineProcess, message: object) -> None:
+    with engine.send_lock:
+        engine.conn.send(message)
+
+
+def _value(reply: Done | Failed) -> object:
+    if isinstance(reply, Failed):
+        _raise(reply)
+    return reply.value
+
+
+def _raise(reply: Failed) -> NoReturn:
+    raise _ERRORS.get(reply.error, EngineError)(reply.message)
+
+
+def _stop_process(engine: _EngineProcess) -> None:
+    """Blocking: wait for the process to end (terminating it if it must), then tidy up."""
+    engine.process.join(STOP_GRACE)
+    if engine.process.is_alive():
+        engine.process.terminate()
+        engine.process.join(5)
+    if engine.process.is_alive():
+        engine.process.kill()
+        engine.process.join()
+    # The reader sees EOF once the process is gone; join it before closing its pipe.
+    engine.reader.join(5)
+    engine.conn.close()

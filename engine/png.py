@@ -1,0 +1,57 @@
+"""PNG files carrying AUTOMATIC1111's `parameters` text, so other tools can read them."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+
+@dataclass(frozen=True)
+class ImageParameters:
+    """What made one picture, as A1111 writes it below the prompt."""
+
+    prompt: str
+    negative_prompt: str
+    steps: int
+    sampler: str
+    cfg: float
+    seed: int
+    width: int
+    height: int
+    model: str
+    # Set for img2img and inpaint only.
+    denoising_strength: float | None = None
+
+
+def format_number(value: float) -> str:
+    """A1111 style: 7.0 -> "7", 7.5 -> "7.5"."""
+    return f"{value:g}"
+
+
+def format_parameters(params: ImageParameters) -> str:
+    lines = [params.prompt]
+    if params.negative_prompt:
+        lines.append(f"Negative prompt: {params.negative_prompt}")
+    fields = [
+        f"Steps: {params.steps}",
+        f"Sampler: {params.sampler}",
+        f"CFG scale: {format_number(params.cfg)}",
+        f"Seed: {params.seed}",
+        f"Size: {params.width}x{params.height}",
+        f"Model: {params.model}",
+    ]
+    if params.denoising_strength is not None:
+        fields.append(f"Denoising strength: {format_number(params.denoising_strength)}")
+    lines.append(", ".join(fields))
+    return "\n".join(lines)
+
+
+def encode_png(image: Image.Image, parameters: str) -> bytes:
+    info = PngInfo()
+    info.add_text("parameters", parameters)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()

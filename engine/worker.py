@@ -1,0 +1,299 @@
+"""The engine process: owns the GPU and serves `EngineClient` over a pipe.
+
+`EngineClient` spawns `main` in a fresh process ("spawn" start method: a forked copy of
+a process that holds CUDA or threads is not safe). The messages below are the whole
+protocol; they are small picklable dataclasses. This module imports torch only inside
+`main` (through `engine.pipelines`), so the bot can import it for the message types.
+
+Two threads run here: the main thread works through requests one at a time, and a
+reader thread keeps receiving from the pipe, so a `Cancel` reaches a running job and
+`Health` is answered while a picture is being painted.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING
+
+from engine import types as engine_types
+from engine.types import EngineError, EngineSettings, GenerationCancelled, ImageSpec
+
+if TYPE_CHECKING:
+    from engine.pipelines import Engine
+
+log = logging.getLogger("atelier.engine.worker")
+
+# The request id of the start-up reply (`Done` with the device, or `Failed`).
+STARTUP_REQUEST = 0
+# Seconds between progress messages while a job runs (see _JobProgress).
+PROGRESS_INTERVAL = 0.25
+
+
+# Client -> worker.
+@dataclass(frozen=True)
+class LoadModel:
+    request_id: int
+    name_or_path: str
+
+
+@dataclass(frozen=True)
+class Generate:
+    request_id: int
+    job_id: str
+    model: str
+    specs: list[ImageSpec]
+
+
+@dataclass(frozen=True)
+class Cancel:
+    job_id: str
+
+
+@dataclass(frozen=True)
+class Health:
+    request_id: int
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    pass
+
+
+# What the main thread works through, one at a time; the reader thread handles the rest.
+Work = LoadModel | Generate
+
+
+# Worker -> client. Every reply says which model is loaded once the request is done.
+@dataclass(frozen=True)
+class Progress:
+    request_id: int
+    step: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Done:
+    request_id: int
+    value: object = field(repr=False)
+    model: str | None
+
+
+@dataclass(frozen=True)
+class Failed:
+    request_id: int
+    error: str  # name of an exception class in engine.types
+    message: str
+    model: str | None
+
+
+Reply = Progress | Done | Failed
+
+UNEXPECTED_ERROR = "the engine failed unexpectedly; the details are in the bot's log"
+
+
+def error_name(exc: BaseException) -> str:
+    """The nearest class in engine.types: the client re-raises that class by name."""
+    for cls in type(exc).__mro__:
+        if cls.__module__ == engine_types.__name__ and issubclass(cls, EngineError):
+            return cls.__name__
+    return EngineError.__name__
+
+
+def main(conn: Connection, settings: EngineSettings, max_batch: int, log_level: int) -> None:
+    """Entry point of the engine process."""
+    # Ctrl-C in a terminal reaches the whole process group; the bot decides when we stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _configure_logging(log_level)
+    EngineWorker(conn, max_batch).serve(settings)
+    # Nothing is left to save, and the interpreter's orderly teardown of torch and the
+    # model takes a second or more that a closing bot or a CLI run would wait for.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _configure_logging(level: int) -> None:
+    logging.basicConfig(level=level, format="engine: %(levelname)s %(name)s: %(message)s")
+    quiet = "error" if level >= logging.ERROR else "warning"
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", quiet)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", quiet)
+    # Turns off transformers' and the hub's progress bars too.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if level >= logging.ERROR:
+        warnings.simplefilter("ignore")
+
+
+class EngineWorker:
+    def __init__(self, conn: Connection, max_batch: int) -> None:
+        self._conn = conn
+        self._max_batch = max(1, max_batch)
+        self._inbox: queue.Queue[Work | Shutdown] = queue.Queue()
+        self._send_lock = threading.Lock()
+        self._cancel_lock = threading.Lock()
+        self._cancelled: set[str] = set()
+        # Set when the client is gone or asked us to stop: the running job stops early.
+        self._stopping = threading.Event()
+        self._engine: Engine | None = None
+        self._running_job: str | None = None
+        # (what the client asked for, the display name it got) for the loaded model.
+        self._loaded: tuple[str, str] | None = None
+
+    def serve(self, settings: EngineSettings) -> None:
+        threading.Thread(target=self._read, name="engine-pipe-reader", daemon=True).start()
+        try:
+            from diffusers.utils import logging as diffusers_logging
+            from tqdm import tqdm
+
+            from engine.pipelines import Engine
+
+            # The bot shows its own progress; diffusers' bars would only clutter its log.
+            diffusers_logging.disable_progress_bar()
+            # tqdm's default lock is a multiprocessing semaphore, which would start a
+            # resource-tracker process and be reported as leaked by our quick exit.
+            tqdm.set_lock(threading.RLock())
+            self._engine = Engine(settings)
+        except Exception as exc:
+            self._fail(STARTUP_REQUEST, exc)
+            return
+        self._send(Done(STARTUP_REQUEST, self._engine.device, None))
+        while True:
+            request = self._inbox.get()
+            if isinstance(request, Shutdown):
+                return
+            try:
+                value = self._handle(request)
+            except Exception as exc:
+                self._fail(request.request_id, exc)
+            else:
+                self._send(Done(request.request_id, value, self._model_name()))
+
+    def _read(self) -> None:
+        while True:
+            try:
+                message = self._conn.recv()
+            except (EOFError, OSError):
+                message = Shutdown()
+            if isinstance(message, Cancel):
+                with self._cancel_lock:
+                    self._cancelled.add(message.job_id)
+            elif isinstance(message, Health):
+                self._send(Done(message.request_id, self._health(), self._model_name()))
+            else:
+                self._inbox.put(message)
+            if isinstance(message, Shutdown):
+                self._stopping.set()
+                return
+
+    def _handle(self, request: Work) -> object:
+        if isinstance(request, LoadModel):
+            return self._load(request.name_or_path)
+        self._running_job = request.job_id
+        try:
+            return self._generate(request)
+        finally:
+            self._running_job = None
+            # Cleared before the reply goes out: a cancel for the client's next job can
+            # only arrive after it has seen this reply.
+            with self._cancel_lock:
+                self._cancelled.clear()
+
+    def _load(self, name_or_path: str) -> str:
+        assert self._engine is not None
+        display = self._engine.load(name_or_path)
+        self._loaded = (name_or_path, display)
+        return display
+
+    def _generate(self, request: Generate) -> list[object]:
+        assert self._engine is not None
+        if self._loaded != (request.model, self._engine.model_name):
+            self._load(request.model)
+
+        def should_cancel() -> bool:
+            return request.job_id in self._cancelled or self._stopping.is_set()
+
+        if should_cancel():
+            raise GenerationCancelled("cancelled")
+        # At most max_batch pictures per pipeline call: more may not fit in memory.
+        chunks = [
+            request.specs[i : i + self._max_batch]
+            for i in range(0, len(request.specs), self._max_batch)
+        ]
+        progress = _JobProgress(
+            lambda step, total: self._send(Progress(request.request_id, step, total))
+        )
+        images: list[object] = []
+        for index, chunk in enumerate(chunks):
+            on_step = progress.chunk(remaining=len(chunks) - index - 1)
+            images.extend(
+                self._engine.generate(chunk, on_step=on_step, should_cancel=should_cancel)
+            )
+        return images
+
+    def _health(self) -> dict[str, object]:
+        engine = self._engine
+        return {
+            "alive": True,
+            "model": engine.model_name if engine else None,
+            "device": engine.device if engine else None,
+            "busy": self._running_job,
+        }
+
+    def _model_name(self) -> str | None:
+        return self._engine.model_name if self._engine else None
+
+    def _fail(self, request_id: int, exc: Exception) -> None:
+        if isinstance(exc, EngineError):
+            message = str(exc) or UNEXPECTED_ERROR
+        else:
+            log.exception("request %s failed", request_id)
+            message = UNEXPECTED_ERROR
+        self._send(Failed(request_id, error_name(exc), message, self._model_name()))
+
+    def _send(self, reply: Reply) -> None:
+        try:
+            with self._send_lock:
+                self._conn.send(reply)
+        except OSError:
+            # The client is gone; the reader thread sees EOF and stops us.
+            self._stopping.set()
+
+
+class _JobProgress:
+    """Progress over the chunks of one job: never runs backwards, never floods the pipe.
+
+    Each chunk's total is known only once it starts; later chunks are assumed to be as
+    long as the current one (they are, unless specs differ in steps or strength).
+    The first and last steps are always reported, others at most every
+    PROGRESS_INTERVAL: chats show a few updates a second at most, and every message
+    wakes the bot process, which on a busy CPU takes time from the engine.
+    """
+
+    def __init__(self, report: Callable[[int, int], None]) -> None:
+        self._report = report
+        self._done = 0  # steps finished so far, over all chunks
+        self._last_report = -math.inf
+
+    def chunk(self, *, remaining: int) -> Callable[[int, int], None]:
+        start = self._done
+
+        def on_step(step: int, total: int) -> None:
+            self._done = start + step
+            job_total = start + total * (1 + remaining)
+            now = time.monotonic()
+            if self._done in (1, job_total) or now - self._last_report >= PROGRESS_INTERVAL:
+                self._last_report = now
+                self._report(self._done, job_total)
+
+        return on_step
