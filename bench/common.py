@@ -4,8 +4,8 @@ Two models, both with random weights and built here (no hub access is needed, on
 this machine or on a GPU box):
 - CPU: the tests' tiny SD-shaped model (`tests/tiny_model.py`), 64x64, float32;
 - GPU (`--gpu`): the full Stable Diffusion 1.5 architecture from its published
-  configs (`bench/sd15/`), 512x512, float16. Random weights run exactly as fast as
-  trained ones, so the timings stand for a real SD 1.5 checkpoint.
+  configs (`bench/sd15/`), 512x512, float16. Random weights cost the same compute
+  as trained ones, so the timings stand for a real SD 1.5 checkpoint.
 """
 
 from __future__ import annotations

@@ -6,9 +6,10 @@ engine starts on them. Three ways to serve them through the same engine process:
 - fair, one by one: the real Scheduler (SQLite, events, files) with max_batch 1;
 - fair + batched: the real Scheduler with max_batch 4.
 Printed: the time for all 40, the ratio to FIFO, and how long each user waited for
-their first picture.
+their first picture; medians over rounds that take turns, as a shared machine's
+speed drifts.
 
-    python bench/fairness.py [--steps 4] [--max-batch 4]
+    python bench/fairness.py [--steps 4] [--max-batch 4] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--max-batch", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
     return parser.parse_args()
 
 
@@ -94,7 +96,6 @@ def workload(steps: int) -> list[tuple[Caller, GenerationRequest]]:
 
 @dataclasses.dataclass
 class Run:
-    label: str
     total: float
     first_picture: dict[str, float]  # user -> seconds until their first picture
 
@@ -107,10 +108,10 @@ async def fifo(engine: EngineClient, config: Config, steps: int) -> Run:
         images = await engine.generate(f"fifo-{number}", "tiny", specs)
         await save_pictures(config.data_dir, f"fifo-{number}", images, "block")
         first.setdefault(caller.name, time.perf_counter() - begin)
-    return Run("FIFO, one by one", time.perf_counter() - begin, first)
+    return Run(time.perf_counter() - begin, first)
 
 
-async def fair(engine: EngineClient, config: Config, steps: int, label: str) -> Run:
+async def fair(engine: EngineClient, config: Config, steps: int) -> Run:
     store = await Store.open(config.data_dir / DB_FILENAME)
     scheduler = Scheduler(config, store, engine)
     finished: dict[str, float] = {}
@@ -134,7 +135,7 @@ async def fair(engine: EngineClient, config: Config, steps: int, label: str) -> 
     total = time.perf_counter() - begin
     await scheduler.stop()
     await store.close()
-    return Run(label, total, first)
+    return Run(total, first)
 
 
 async def main() -> None:
@@ -142,46 +143,52 @@ async def main() -> None:
     for name in ("DIFFUSERS_VERBOSITY", "TRANSFORMERS_VERBOSITY"):
         os.environ.setdefault(name, "error")  # random weights: expected warnings
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    labels = ["FIFO, one by one", "fair, one by one", f"fair + batched ({args.max_batch})"]
+    runs: dict[str, list[Run]] = {label: [] for label in labels}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         model_dir = tiny_model_builder()(folder / "tiny")
-        base = make_config(folder / "fifo", model_dir, args.max_batch)
-        engine = EngineClient(base.engine_settings(), max_batch=args.max_batch)
+        engine = EngineClient(
+            make_config(folder, model_dir, args.max_batch).engine_settings(),
+            max_batch=args.max_batch,
+        )
         await engine.start()
         try:
             # Warm-up: model load and first calls at both batch sizes.
-            warm = await image_specs(workload(args.steps)[0][1], base.data_dir)
+            warm = await image_specs(workload(args.steps)[0][1], folder)
             await engine.generate("warm-1", "tiny", warm)
             await engine.generate("warm-n", "tiny", warm * args.max_batch)
-            runs = [
-                await fifo(engine, base, args.steps),
-                await fair(
-                    engine,
-                    make_config(folder / "fair1", model_dir, 1),
-                    args.steps,
-                    "fair, one by one",
-                ),
-                await fair(
-                    engine,
-                    make_config(folder / "fairn", model_dir, args.max_batch),
-                    args.steps,
-                    f"fair + batched ({args.max_batch})",
-                ),
-            ]
+            for number in range(args.rounds):
+                # Take turns, so a slow spell of the machine does not hit one way only.
+                order = labels[number % 3 :] + labels[: number % 3]
+                for label in order:
+                    place = folder / f"{number}-{labels.index(label)}"
+                    if label == labels[0]:
+                        config = make_config(place, model_dir, 1)
+                        run = await fifo(engine, config, args.steps)
+                    else:
+                        batch = 1 if label == labels[1] else args.max_batch
+                        config = make_config(place, model_dir, batch)
+                        run = await fair(engine, config, args.steps)
+                    runs[label].append(run)
         finally:
             await engine.close()
 
-    baseline = runs[0].total
     print(
         f"{len(USERS)} users x {JOBS_PER_USER} jobs, tiny model 64x64, {args.steps} steps, "
-        "Euler a, CPU"
+        f"Euler a, CPU; medians of {args.rounds} rounds"
     )
-    for run in runs:
-        firsts = "  ".join(f"{user} {run.first_picture[user]:5.1f} s" for user in USERS)
+    baseline = statistics.median(run.total for run in runs[labels[0]])
+    for label in labels:
+        total = statistics.median(run.total for run in runs[label])
+        firsts = {
+            user: statistics.median(run.first_picture[user] for run in runs[label])
+            for user in USERS
+        }
+        shown = "  ".join(f"{user} {firsts[user]:5.1f} s" for user in USERS)
         print(
-            f"{run.label:<22} all 40 in {run.total:6.1f} s  ({baseline / run.total:4.2f}x FIFO)"
-            f"   first picture: {firsts}"
-            f"   (mean {statistics.mean(run.first_picture.values()):5.1f} s)"
+            f"{label:<20} all 40 in {total:6.1f} s ({baseline / total:4.2f}x FIFO's speed)"
+            f"   first picture: {shown}   (mean {statistics.mean(firsts.values()):5.1f} s)"
         )
 
 

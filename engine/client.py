@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
-from typing import NoReturn, cast
+from typing import cast
 
 from engine import worker
 from engine.types import (
@@ -290,6 +290,9 @@ class EngineClient:
                     reply = conn.recv()
                 except (EOFError, OSError):
                     break
+                except Exception:  # a message that does not unpickle; the next ones may
+                    log.exception("unreadable message from the engine process")
+                    continue
                 loop.call_soon_threadsafe(self._on_reply, generation, reply)
             loop.call_soon_threadsafe(self._on_exit, generation)
         except RuntimeError:
@@ -376,13 +379,10 @@ def _send(engine: _EngineProcess, message: object) -> None:
 
 
 def _value(reply: Done | Failed) -> object:
+    """The reply's value, or its error raised again as the same engine.types class."""
     if isinstance(reply, Failed):
-        _raise(reply)
+        raise _ERRORS.get(reply.error, EngineError)(reply.message)
     return reply.value
-
-
-def _raise(reply: Failed) -> NoReturn:
-    raise _ERRORS.get(reply.error, EngineError)(reply.message)
 
 
 def _stop_process(engine: _EngineProcess) -> None:

@@ -41,22 +41,9 @@ def assert_one_error_line(capfd: pytest.CaptureFixture[str], *expected: str) -> 
 def test_imagine_subprocess_writes_a_png_with_the_configured_model(
     config_file: Path, tmp_path: Path
 ) -> None:
+    options = ["--config", str(config_file), "--seed", "7", "--steps", "2", "--negative", "blurry"]
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bot",
-            "imagine",
-            "a red fox",
-            "--config",
-            str(config_file),
-            "--seed",
-            "7",
-            "--steps",
-            "2",
-            "--negative",
-            "blurry",
-        ],
+        [sys.executable, "-m", "bot", "imagine", "a red fox", *options],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -87,24 +74,9 @@ def test_img2img_from_a_model_path_names_the_folder(
     model = shutil.copytree(tiny_model_dir, tmp_path / "my-model")
     source = write_picture(tmp_path / "source.png", (96, 64), (200, 30, 30))
     out = tmp_path / "varied.png"
-    code = main(
-        [
-            "imagine",
-            "a blue fox",
-            "--model",
-            str(model),
-            "--image",
-            str(source),
-            "--strength",
-            "0.5",
-            "--steps",
-            "4",
-            "--seed",
-            "3",
-            "--out",
-            str(out),
-        ]
-    )
+    files = ["--model", str(model), "--image", str(source), "--out", str(out)]
+    values = ["--strength", "0.5", "--steps", "4", "--seed", "3"]
+    code = main(["imagine", "a blue fox", *files, *values])
     captured = capfd.readouterr()
     assert code == 0, captured.err
     assert captured.out == f"{out}\n"
@@ -125,22 +97,8 @@ def test_inpaint_repaints_only_the_white_part_of_the_mask(
     mask.paste(255, (0, 0, 32, 64))  # repaint the left half only
     mask.save(tmp_path / "mask.png")
     out = tmp_path / "inpainted.png"
-    code = main(
-        [
-            "imagine",
-            "a red hat",
-            "--config",
-            str(config_file),
-            "--image",
-            str(source),
-            "--mask",
-            str(tmp_path / "mask.png"),
-            "--steps",
-            "2",
-            "--out",
-            str(out),
-        ]
-    )
+    files = ["--image", str(source), "--mask", str(tmp_path / "mask.png"), "--out", str(out)]
+    code = main(["imagine", "a red hat", "--config", str(config_file), *files, "--steps", "2"])
     assert code == 0, capfd.readouterr().err
     assert "Model: tiny" in png_parameters(out)
     with Image.open(out) as result, Image.open(source) as original:

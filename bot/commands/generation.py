@@ -7,11 +7,17 @@ for a picture gets the same defaults, the same range checks and the same filter.
 from __future__ import annotations
 
 import asyncio
+import functools
+import random
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from dynamicprompts.generators import RandomPromptGenerator
+from dynamicprompts.commands import Command
+from dynamicprompts.enums import SamplingMethod
+from dynamicprompts.parser.parse import parse as parse_prompt
+from dynamicprompts.sampling_context import SamplingContext
+from dynamicprompts.wildcards import WildcardManager
 from PIL import Image
 
 from bot.commands import render
@@ -76,12 +82,24 @@ def check_prompt_length(ctx: Context, text: str, what: str = "prompt") -> None:
         raise BadInput(f"Your {what} is {len(text):,} characters; the limit is {limit:,}.")
 
 
+@functools.lru_cache(maxsize=512)
+def _parse_variants(template: str) -> Command:
+    # Parsing (pyparsing) costs milliseconds; re-rolls and presets repeat templates.
+    return parse_prompt(template)
+
+
 def expand_variants(template: str, seed: int) -> str:
     """`{a|b}` picks one variant, seeded by the job's seed so a re-run picks the same."""
     if "{" not in template:
         return template
     try:
-        expanded = RandomPromptGenerator(seed=seed).generate(template, 1)
+        command = _parse_variants(template)
+        context = SamplingContext(
+            default_sampling_method=SamplingMethod.RANDOM,
+            wildcard_manager=WildcardManager(),
+            rand=random.Random(seed),
+        )
+        expanded = [str(result) for result in context.sample_prompts(command, 1)]
     except Exception as exc:  # pyparsing's errors for unbalanced or odd syntax
         raise BadInput("The {a|b} variants in your prompt don't add up: check the braces.") from exc
     return expanded[0] if expanded else ""

@@ -11,7 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import Literal
 
-from bot.jobs.models import GenerationRequest, ResultImage
+from bot.jobs.models import GenerationRequest, Job, ResultImage
 from bot.validation import SEED_MAX
 from engine.types import GeneratedImage, ImageSpec
 
@@ -47,6 +47,28 @@ async def image_specs(request: GenerationRequest, data_dir: Path) -> list[ImageS
         dataclasses.replace(first, seed=(request.seed + n) % (SEED_MAX + 1))
         for n in range(request.count)
     ]
+
+
+@dataclasses.dataclass
+class BatchSpecs:
+    """The specs of several jobs for one engine call, and which pictures are whose."""
+
+    specs: list[ImageSpec]
+    slices: list[tuple[Job, int, int]]  # job, first and past-last index in `specs`
+    missing: list[Job]  # img2img jobs whose input picture is gone
+
+
+async def batch_specs(jobs: list[Job], data_dir: Path) -> BatchSpecs:
+    batch = BatchSpecs([], [], [])
+    for job in jobs:
+        try:
+            specs = await image_specs(job.request, data_dir)
+        except OSError:
+            batch.missing.append(job)
+            continue
+        batch.slices.append((job, len(batch.specs), len(batch.specs) + len(specs)))
+        batch.specs.extend(specs)
+    return batch
 
 
 def batch_key(request: GenerationRequest) -> tuple[object, ...]:

@@ -30,16 +30,10 @@ from bot.jobs.models import (
     JobStatus,
     Started,
 )
-from bot.jobs.pictures import batch_key, image_specs, save_pictures
+from bot.jobs.pictures import batch_key, batch_specs, save_pictures
 from bot.store import Store, new_job_id
 from engine.client import EngineClient
-from engine.types import (
-    EngineCrashed,
-    EngineError,
-    GeneratedImage,
-    GenerationCancelled,
-    ImageSpec,
-)
+from engine.types import EngineCrashed, EngineError, GeneratedImage, GenerationCancelled
 
 log = logging.getLogger("atelier.scheduler")
 
@@ -137,11 +131,12 @@ class Scheduler:
         if batch is not None:
             await self.engine.cancel(batch.id)
             # A stop is not the job's fault: it keeps its try for the next start.
-            for job in batch.unfinished():
+            for job in reversed(batch.unfinished()):
                 if job.status is JobStatus.RUNNING:
                     job.attempts -= 1
                 job.status, job.started_at = JobStatus.QUEUED, None
                 await self.store.update_job(job)
+                self._queue.push_front(job)
         await self._events.flush()
 
     def add_listener(self, platform: str, listener: JobListener) -> None:
@@ -305,20 +300,13 @@ class Scheduler:
         return self._running
 
     async def _run_batch(self, batch: RunningBatch) -> None:
-        specs: list[ImageSpec] = []
-        slices: list[tuple[Job, int, int]] = []
-        for job in batch.jobs:
-            try:
-                job_specs = await image_specs(job.request, self.config.data_dir)
-            except OSError:
-                log.warning("job %s: input %s is missing", job.id, job.request.init_image)
-                if not job.status.finished:
-                    await self._finish(job, JobStatus.FAILED, Failed(INPUT_MISSING), INPUT_MISSING)
-                continue
-            slices.append((job, len(specs), len(specs) + len(job_specs)))
-            specs.extend(job_specs)
+        work = await batch_specs(batch.jobs, self.config.data_dir)
+        for job in work.missing:
+            log.warning("job %s: input %s is missing", job.id, job.request.init_image)
+            if not job.status.finished:
+                await self._finish(job, JobStatus.FAILED, Failed(INPUT_MISSING), INPUT_MISSING)
         started = time.time()
-        for job, _, _ in slices:
+        for job, _, _ in work.slices:
             if not job.status.finished:
                 job.status, job.started_at = JobStatus.RUNNING, started
                 job.attempts += 1
@@ -332,7 +320,7 @@ class Scheduler:
             images = await self.engine.generate(
                 batch.id,
                 batch.model,
-                specs,
+                work.specs,
                 lambda step, total: self._on_progress(batch, step, total),
                 timeout=self.config.engine.job_timeout,
             )
@@ -352,7 +340,7 @@ class Scheduler:
         else:
             if model_was_loaded:
                 self._speed.measure(time.monotonic() - clock, batch.work)
-            for job, begin, end in slices:
+            for job, begin, end in work.slices:
                 if not job.status.finished:
                     await self._deliver(job, images[begin:end])
 

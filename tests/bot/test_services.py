@@ -93,11 +93,14 @@ async def test_a_broken_presets_file_stops_start_before_the_engine_spawns(
 async def test_an_unusable_data_folder_is_one_clear_error(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:
-    config = load_config(write_config(tmp_path))
+    config = load_config(write_config(tmp_path, '[telegram]\nenabled = true\ntoken = "x"\n'))
     config.data_dir.parent.mkdir(parents=True, exist_ok=True)
     config.data_dir.write_text("a file where the data folder should be")
     with pytest.raises(StoreError, match="cannot open the database"):
         await Services.start(config)
+    # Run by `python -m bot run`: one line for the operator, not a traceback.
+    with pytest.raises(ConfigError, match="cannot open the database"):
+        await app.run(config)
     assert engine_processes() == []
 
 

@@ -51,7 +51,7 @@ from bot.commands.base import (
 if TYPE_CHECKING:
     from bot.services import Services
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("atelier.telegram")
 
 PLATFORM = "telegram"
 CallbackContext = ContextTypes.DEFAULT_TYPE
@@ -84,6 +84,7 @@ class TelegramAdapter:
         self.services = services
         self.poll_timeout = poll_timeout
         telegram = services.config.telegram
+        _hide_in_logs(telegram.token)
         self.app: Application = (
             ApplicationBuilder()
             .token(telegram.token)
@@ -102,16 +103,21 @@ class TelegramAdapter:
         self._add_handlers()
 
     async def start(self) -> None:
-        # httpx logs every request URL at INFO, and Telegram URLs contain the token.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-        await self.app.initialize()  # getMe: the username makes /imagine@Bot work in groups
-        await self.app.bot.set_my_commands([BotCommand(name, text) for name, text in COMMAND_MENU])
+        """Connect and start polling; returns once Telegram answered. Runs in this loop."""
+        try:
+            await self.app.initialize()  # getMe: the username makes /imagine@Bot work in groups
+            commands = [BotCommand(name, text) for name, text in COMMAND_MENU]
+            await self.app.bot.set_my_commands(commands)
+            await self.app.start()
+            assert self.app.updater is not None
+            await self.app.updater.start_polling(
+                timeout=self.poll_timeout, error_callback=self._on_polling_error
+            )
+        except BaseException:
+            await self.stop()
+            raise
+        # Last: events held for jobs resumed after a restart start flowing now.
         self.services.scheduler.add_listener(PLATFORM, self.delivery.on_event)
-        await self.app.start()
-        assert self.app.updater is not None
-        await self.app.updater.start_polling(
-            timeout=self.poll_timeout, error_callback=self._on_polling_error
-        )
         log.info("Telegram adapter started as @%s", self.app.bot.username)
 
     async def stop(self) -> None:
@@ -134,14 +140,18 @@ class TelegramAdapter:
             "ban": _ban,
             "unban": admin.unban,
         }
+        # New messages only: editing an old /imagine must not paint it again.
+        new = filters.UpdateType.MESSAGE
         app = self.app
         for name, run in text_commands.items():
-            app.add_handler(CommandHandler(name, self._text_command(run)))
-        app.add_handler(CommandHandler("vary", self._on_vary))
+            app.add_handler(CommandHandler(name, self._text_command(run), filters=new))
+        app.add_handler(CommandHandler("vary", self._on_vary, filters=new))
         app.add_handler(
-            MessageHandler(_VARY_CAPTION & (filters.PHOTO | filters.Document.ALL), self._on_vary)
+            MessageHandler(
+                new & _VARY_CAPTION & (filters.PHOTO | filters.Document.ALL), self._on_vary
+            )
         )
-        app.add_handler(CommandHandler("avatar", self._on_avatar))
+        app.add_handler(CommandHandler("avatar", self._on_avatar, filters=new))
         app.add_handler(CallbackQueryHandler(self._on_wizard_click, pattern=wizard.PATTERN))
         app.add_handler(CallbackQueryHandler(self._on_button))
         app.add_error_handler(self._on_error)
@@ -315,3 +325,32 @@ async def _ban(ctx: Context, text: str) -> Outcome:
     """`/ban USER [reason...]`."""
     user, _, reason = text.partition(" ")
     return await admin.ban(ctx, user, reason)
+
+
+class _TokenFilter(logging.Filter):
+    """Blanks bot tokens out of log records: Telegram's URLs contain the token."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(token in message for token in self.tokens):
+            for token in self.tokens:
+                message = message.replace(token, "<token>")
+            record.msg, record.args = message, None
+        return True
+
+
+_TOKEN_FILTER = _TokenFilter()
+
+
+def _hide_in_logs(token: str) -> None:
+    if token:
+        _TOKEN_FILTER.tokens.add(token)
+    # python-telegram-bot logs its API URLs at DEBUG when the bot is built.
+    for name in ("telegram.Bot", "telegram.ext.ExtBot"):
+        logging.getLogger(name).addFilter(_TOKEN_FILTER)
+    # httpx logs every request URL at INFO.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

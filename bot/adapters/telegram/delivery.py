@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +28,10 @@ from bot.jobs.models import Cancelled, Failed, Finished, Job, JobEvent, ResultIm
 if TYPE_CHECKING:
     from bot.services import Services
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("atelier.telegram")
 
 _FORGET_AFTER_S = 300.0
+NOT_DELIVERED = "⚠️ The picture is ready but could not be sent here. Please try again."
 
 
 @dataclass
@@ -82,14 +84,17 @@ class JobDelivery:
             await self._show_status(job, watch, text)
             self._start_chat_action(watch)
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = 5.0) -> None:
+        """Stop showing progress; give messages already on their way `timeout` seconds."""
         self._closed = True
         for watch in self._watches.values():
             _cancel(watch.chat_action)
             _cancel(watch.delayed_edit)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, late = await asyncio.wait(list(self._tasks), timeout=timeout)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
 
     # ---- per-event work ---------------------------------------------------------------
 
@@ -99,16 +104,20 @@ class JobDelivery:
             if watch.done:
                 return
             if isinstance(event, Finished):
-                await self._finish(job.id, watch)
-                await self._send_result(job, watch, event.images)
+                self._finish(job.id, watch)
+                try:
+                    await self._send_result(job, watch, event.images)
+                except (OSError, TelegramError):
+                    log.exception("the result of job %s could not be sent", job.id)
+                    await self._replace_status(watch, NOT_DELIVERED)
             elif isinstance(event, (Failed, Cancelled)):
-                await self._finish(job.id, watch)
-                await self._replace_status(job, watch, render.status_text(event))
+                self._finish(job.id, watch)
+                await self._replace_status(watch, render.status_text(event))
             else:
                 await self._show_status(job, watch, render.status_text(event))
                 self._start_chat_action(watch)
 
-    async def _finish(self, job_id: str, watch: _Watch) -> None:
+    def _finish(self, job_id: str, watch: _Watch) -> None:
         watch.done = True
         _cancel(watch.chat_action)
         _cancel(watch.delayed_edit)
@@ -150,7 +159,7 @@ class JobDelivery:
             log.info("status message of chat %s not edited: %s", watch.chat_id, exc.message)
         watch.shown_text, watch.last_edit = watch.wanted_text, time.monotonic()
 
-    async def _replace_status(self, job: Job, watch: _Watch, text: str) -> None:
+    async def _replace_status(self, watch: _Watch, text: str) -> None:
         """A failed or cancelled job: the status message becomes the final word."""
         watch.wanted_text = fit(text)
         if watch.status_message_id is None:
@@ -163,7 +172,7 @@ class JobDelivery:
     async def _send_result(self, job: Job, watch: _Watch, images: list[ResultImage]) -> None:
         data_dir = self.services.config.data_dir
         pictures = [await asyncio.to_thread((data_dir / image.path).read_bytes) for image in images]
-        caption = fit(render.result_caption(job), 1024)
+        caption = render.result_caption(job)  # kept under Telegram's 1,024 by render
         markup = keyboard(render.result_buttons(job))
         reply = replying_to(watch.reply_to)
         if len(pictures) == 1:
@@ -229,14 +238,14 @@ class JobDelivery:
                 log.info("chat action for chat %s failed: %s", watch.chat_id, exc)
             await asyncio.sleep(self.action_interval)
 
-    def _spawn(self, work: Any) -> asyncio.Task[None]:
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(self._logged(work))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
     @staticmethod
-    async def _logged(work: Any) -> None:
+    async def _logged(work: Coroutine[Any, Any, None]) -> None:
         try:
             await work
         except asyncio.CancelledError:

@@ -16,7 +16,7 @@ from typing import Any
 from telegram.error import BadRequest, NetworkError, RetryAfter
 from telegram.ext import BaseRateLimiter
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("atelier.telegram")
 
 ApiResult = bool | dict[str, Any] | list[dict[str, Any]]
 

@@ -48,19 +48,25 @@ def make_config(
     max_batch: int = 4,
     limits: LimitsConfig = OPEN_LIMITS,
     nsfw_action: str = "block",
+    nsfw_classifier: str = "",
 ) -> Config:
     model = ModelConfig(source=str(model_dir), default_steps=2, width=64, height=64)
     return Config(
         engine=EngineConfig(default_model="tiny", device="cpu", max_batch=max_batch),
         models={"tiny": model, "tiny2": model},
         limits=limits,
-        safety=SafetyConfig(nsfw_action=nsfw_action),  # type: ignore[arg-type]
+        safety=SafetyConfig(
+            nsfw_action=nsfw_action,  # type: ignore[arg-type]
+            nsfw_classifier=nsfw_classifier,
+        ),
         storage=StorageConfig(path=str(data)),
         base_dir=data.parent,
     )
 
 
-def request(prompt: str = "a red fox", *, steps: int = 2, count: int = 1, **changes) -> Job:
+def request(
+    prompt: str = "a red fox", *, steps: int = 2, count: int = 1, **changes: object
+) -> GenerationRequest:
     values: dict[str, object] = {
         "kind": "imagine",
         "prompt": prompt,
@@ -75,7 +81,7 @@ def request(prompt: str = "a red fox", *, steps: int = 2, count: int = 1, **chan
         "count": count,
     }
     values.update(changes)
-    return GenerationRequest(**values)  # type: ignore[arg-type,return-value]
+    return GenerationRequest(**values)  # type: ignore[arg-type]
 
 
 ENDINGS = (Finished, Failed, Cancelled)
@@ -139,10 +145,10 @@ class Bot:
     def db_path(self) -> Path:
         return self.config.data_dir / "atelier.sqlite3"
 
-    async def open(self, *, start: bool = True) -> Scheduler:
+    async def open(self, *, start: bool = True, listen: bool = True) -> Scheduler:
         self.store = await Store.open(self.db_path)
         self.scheduler = Scheduler(self.config, self.store, self.engine, limits=self.limits)
-        for platform in ("telegram", "discord"):
+        for platform in ("telegram", "discord") if listen else ():
             self.scheduler.add_listener(platform, self.recorder)
         if start:
             await self.scheduler.start()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from tiny_model import build_tiny_safety_checker
 
 from bot.config import LimitsConfig
 from bot.jobs.limits import BUSY_MESSAGE, Limits, seconds_until_tomorrow
@@ -29,7 +30,7 @@ from bot.jobs.models import (
     Queued,
     Started,
 )
-from bot.jobs.scheduler import CRASHED_TWICE, INPUT_MISSING, STOPPED_TWICE, Refused
+from bot.jobs.scheduler import BLOCKED, CRASHED_TWICE, INPUT_MISSING, STOPPED_TWICE, Refused
 from engine.client import EngineClient
 from tests.bot.jobs.scheduler_harness import (
     ADMIN,
@@ -473,18 +474,52 @@ async def test_events_wait_for_a_listener_added_later(bot: Bot) -> None:
     job = await scheduler.submit(ANN, request(), {})
     await bot.close()
     # Restarted, with the adapters connecting only after the queue resumed.
-    bot.recorder, late = Recorder(), Recorder()
-    assert bot.store is None
-    from bot.jobs.scheduler import Scheduler
-    from bot.store import Store
-
-    bot.store = await Store.open(bot.db_path)
-    bot.scheduler = Scheduler(bot.config, bot.store, bot.engine)
-    await bot.scheduler.start()
-    await bot.scheduler.set_origin(job.id, {"chat_id": 77})
-    bot.scheduler.add_listener("telegram", late)
+    scheduler = await bot.open(listen=False)
+    await scheduler.set_origin(job.id, {"chat_id": 77})
+    late = Recorder()
+    scheduler.add_listener("telegram", late)
     await late.until_ended(job.id)
     assert isinstance(late.of(job.id)[0], Queued)
     assert isinstance(late.ending(job.id), Finished)
+    assert bot.store is not None
     saved = await bot.store.get_job(job.id)
     assert saved is not None and saved.origin == {"chat_id": 77}
+
+
+@pytest.fixture(scope="module")
+async def flagging_engine(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """An engine whose NSFW classifier flags every picture."""
+    folder = tmp_path_factory.mktemp("flagging")
+    checker = build_tiny_safety_checker(folder / "checker", flag_everything=True)
+    config = make_config(folder / "data", tiny_model_dir, nsfw_classifier=str(checker))
+    client = EngineClient(config.engine_settings(), max_batch=4)
+    await client.start()
+    yield client
+    await client.close()
+
+
+@pytest.mark.parametrize("action", ["block", "spoiler"])
+async def test_flagged_pictures_are_blocked_or_hidden_behind_a_spoiler(
+    action: str, tmp_path: Path, tiny_model_dir: Path, flagging_engine: EngineClient
+) -> None:
+    config = make_config(tmp_path / "data", tiny_model_dir, nsfw_action=action)
+    bot = Bot(config, flagging_engine, Recorder())
+    scheduler = await bot.open()
+    try:
+        job = await scheduler.submit(ANN, request(count=2), {})
+        await bot.recorder.until_ended(job.id)
+        assert bot.store is not None
+        saved = await bot.store.get_job(job.id)
+        assert saved is not None
+        if action == "block":
+            assert bot.recorder.ending(job.id) == Failed(BLOCKED)
+            assert saved.status is JobStatus.FAILED and saved.images == []
+            assert not (config.data_dir / "images").exists()
+        else:
+            finished = bot.recorder.ending(job.id)
+            assert isinstance(finished, Finished) and len(finished.images) == 2
+            assert all(image.flagged for image in finished.images)
+            assert saved.status is JobStatus.DONE and saved.images == finished.images
+            assert all((config.data_dir / image.path).is_file() for image in saved.images)
+    finally:
+        await bot.close()

@@ -9,6 +9,7 @@ inject user messages and button clicks, then wait for the bot's calls.
 from __future__ import annotations
 
 import asyncio
+import copy
 import io
 import itertools
 import json
@@ -51,6 +52,7 @@ class ApiCall:
     files: dict[str, UploadedFile]
     result: Any  # what the fake answered; None for a refused call
     refused: int | None = None  # the HTTP status of a refusal
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def chat_id(self) -> int | None:
@@ -120,7 +122,9 @@ class FakeBotApi(BotApiMethods):
     def fail_next(
         self, method: str, times: int = 1, *, status: int = 429, retry_after: int = 1
     ) -> None:
-        """Answer the next `times` calls of `method` with 429 (+ retry_after) or `status`."""
+        """Answer the next `times` calls of `method` with 429 (+ retry_after) or `status`
+        (502: a proxy's HTML page; 400 and others: a Bot API error).
+        """
         self._failures[method] = _Failure(times, status, retry_after)
 
     def calls_of(self, method: str, *, since: int = 0, chat_id: int | None = None) -> list[ApiCall]:
@@ -173,6 +177,10 @@ class FakeBotApi(BotApiMethods):
                     f"not {count} x {method} within {timeout} s; calls since: {seen}"
                 ) from None
             return found()[:count]
+
+    def current(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The message as the chat shows it now (after edits), or as given if deleted."""
+        return self.messages.get((message["chat"]["id"], message["message_id"]), message)
 
     def chat_messages(self, chat_id: int) -> list[dict[str, Any]]:
         """The messages a chat shows now, oldest first."""
@@ -250,11 +258,10 @@ class FakeBotApi(BotApiMethods):
     async def click(self, user: dict[str, Any], message: dict[str, Any], data: str) -> str:
         """Press an inline button of a bot message; returns the callback query id."""
         query_id = f"cq-{next(self._update_ids)}"
-        current = self.messages.get((message["chat"]["id"], message["message_id"]), message)
         query = {
             "id": query_id,
             "from": user,
-            "message": current,
+            "message": self.current(message),
             "chat_instance": str(message["chat"]["id"]),
             "data": data,
         }
@@ -296,7 +303,7 @@ class FakeBotApi(BotApiMethods):
                 failure.remaining -= 1
                 if failure.status == 429:
                     raise ApiRefusal(429, "Too Many Requests", failure.retry_after)
-                raise ApiRefusal(failure.status, "Bad Gateway")
+                raise ApiRefusal(failure.status, f"Error {failure.status}: failing on purpose")
             handler = getattr(self, f"_api_{method}", None)
             if handler is None:
                 raise ApiRefusal(404, "Not Found: method not found")
@@ -305,7 +312,8 @@ class FakeBotApi(BotApiMethods):
             await self._record(ApiCall(method, params, files, None, refusal.status))
             return _error(refusal.status, refusal.description, refusal.retry_after)
         if method != "getUpdates" or result:
-            await self._record(ApiCall(method, params, files, result))
+            # A snapshot: later edits of the same message must not rewrite history.
+            await self._record(ApiCall(method, params, files, copy.deepcopy(result)))
         return web.json_response({"ok": True, "result": result})
 
     async def _record(self, call: ApiCall) -> None:

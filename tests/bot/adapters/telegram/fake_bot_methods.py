@@ -17,6 +17,19 @@ from typing import Any
 from PIL import Image
 
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024
+_CHAT_ACTIONS = {
+    "typing",
+    "upload_photo",
+    "record_video",
+    "upload_video",
+    "record_voice",
+    "upload_voice",
+    "upload_document",
+    "choose_sticker",
+    "find_location",
+    "record_video_note",
+    "upload_video_note",
+}
 
 
 class ApiRefusal(Exception):
@@ -111,7 +124,7 @@ class BotApiMethods:
         return message
 
     async def _api_editMessageText(self, params: dict, files: dict) -> dict[str, Any]:
-        message = self._existing(params, "message to edit not found")
+        message = self._editable(params)
         _check_text(params.get("text", ""))
         markup = params.get("reply_markup")
         _check_markup(markup)
@@ -124,7 +137,7 @@ class BotApiMethods:
         return message
 
     async def _api_editMessageReplyMarkup(self, params: dict, files: dict) -> dict[str, Any]:
-        message = self._existing(params, "message to edit not found")
+        message = self._editable(params)
         markup = params.get("reply_markup")
         _check_markup(markup)
         if message.get("reply_markup") == markup:
@@ -141,6 +154,8 @@ class BotApiMethods:
 
     async def _api_sendChatAction(self, params: dict, files: dict) -> bool:
         self._chat(params)
+        if params.get("action") not in _CHAT_ACTIONS:
+            raise ApiRefusal(400, "Bad Request: wrong parameter action in request")
         return True
 
     async def _api_answerCallbackQuery(self, params: dict, files: dict) -> bool:
@@ -220,6 +235,12 @@ class BotApiMethods:
             raise ApiRefusal(400, f"Bad Request: {missing}")
         return message
 
+    def _editable(self, params: dict) -> dict[str, Any]:
+        message = self._existing(params, "message to edit not found")
+        if message["from"]["id"] != self.bot_id:
+            raise ApiRefusal(400, "Bad Request: message can't be edited")
+        return message
+
     def _bot_message(self, params: dict) -> dict[str, Any]:
         chat = self._chat(params)
         message: dict[str, Any] = {
@@ -254,7 +275,7 @@ def _uploaded(params: dict, files: dict[str, UploadedFile], name: str) -> Upload
 def _check_text(text: str) -> None:
     if not text.strip():
         raise ApiRefusal(400, "Bad Request: message text is empty")
-    if len(text) > 4096:
+    if _utf16_length(text) > 4096:
         raise ApiRefusal(400, "Bad Request: message is too long")
 
 
@@ -268,8 +289,13 @@ def _check_markup(markup: dict[str, Any] | None) -> None:
 
 
 def _check_caption(caption: str) -> None:
-    if len(caption) > 1024:
+    if _utf16_length(caption) > 1024:
         raise ApiRefusal(400, "Bad Request: message caption is too long")
+
+
+def _utf16_length(text: str) -> int:
+    """Telegram counts lengths in UTF-16 code units: most emoji count twice."""
+    return len(text.encode("utf-16-le")) // 2
 
 
 def add_caption(message: dict[str, Any], caption: str) -> None:
@@ -302,5 +328,5 @@ def _image_size(data: bytes) -> tuple[int, int]:
         with Image.open(io.BytesIO(data)) as image:
             return image.size
     except OSError:
-        # Telegram would refuse it too; users' corrupt "photos" are injected directly.
+        # What Telegram answers for a "photo" it cannot decode.
         raise ApiRefusal(400, "Bad Request: IMAGE_PROCESS_FAILED") from None

@@ -13,7 +13,7 @@ from typing import Any
 from PIL import Image
 
 from bot.adapters.telegram import TelegramAdapter
-from bot.config import Config, load_config
+from bot.config import load_config
 from bot.jobs.models import Job, JobStatus
 from bot.services import Services
 
@@ -50,20 +50,21 @@ base_file_url = "{fake.base_file_url}"
 @dataclass
 class RunningBot:
     fake: FakeBotApi
-    config: Config
     services: Services
     adapter: TelegramAdapter
 
     @classmethod
     async def start(cls, fake: FakeBotApi, config_path: Path) -> RunningBot:
         config = load_config(config_path)
+        # $TELEGRAM_TOKEN, when set, wins over the file; the fake accepts whichever is used.
+        fake.token = config.telegram.token
         services = await Services.start(config)
         # Short intervals keep tests fast; the defaults are for real chats.
         adapter = TelegramAdapter(
             services, poll_timeout=1, status_interval=0.5, action_interval=0.5
         )
         await adapter.start()
-        return cls(fake, config, services, adapter)
+        return cls(fake, services, adapter)
 
     async def stop(self) -> None:
         await self.adapter.stop()
@@ -80,20 +81,20 @@ class RunningBot:
     async def result_photo(self, chat_id: int, since: int) -> ApiCall:
         return await self.fake.next_call("sendPhoto", since=since, chat_id=chat_id)
 
-    async def click_button(
-        self, user: dict[str, Any], message: dict[str, Any], label: str
-    ) -> tuple[int, str]:
-        """Press the button whose label contains `label`; returns (mark, callback data)."""
-        data = button_data(message, label)
+    async def click_button(self, user: dict[str, Any], message: dict[str, Any], label: str) -> int:
+        """Press the button labelled `label` on the message as it is now; returns the mark
+        to wait for the bot's answer from.
+        """
+        data = button_data(self.fake.current(message), label)
         mark = self.fake.mark()
         await self.fake.click(user, message, data)
-        return mark, data
+        return mark
 
 
 def button_data(message: dict[str, Any], label: str) -> str:
     for row in message["reply_markup"]["inline_keyboard"]:
         for button in row:
-            if label in button["text"]:
+            if button["text"] == label:
                 return button["callback_data"]
     labels = [b["text"] for row in message["reply_markup"]["inline_keyboard"] for b in row]
     raise AssertionError(f"no button {label!r} among {labels}")

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import itertools
 import logging
 
 import pytest
+from telegram.error import InvalidToken
+
+from bot.adapters.telegram import TelegramAdapter
 
 from .harness import (
     ADMIN_ID,
     RunningBot,
     button_labels,
     image_of,
+    png_bytes,
     png_parameters,
 )
 
@@ -63,13 +69,35 @@ async def test_imagine_sends_a_photo_and_its_png_carries_the_a1111_parameters(
     shown = [m["message_id"] for m in fake.chat_messages(chat["id"])]
     assert shown == [command["message_id"], photo.result["message_id"]]
 
-    mark, _ = await running_bot.click_button(user, photo.result, "📄 PNG")
+    mark = await running_bot.click_button(user, photo.result, "📄 PNG")
     document = await fake.next_call("sendDocument", since=mark, chat_id=chat["id"])
     assert document.files["document"].filename.endswith(".png")
     parameters = png_parameters(document.files["document"].data)
     assert parameters.startswith("a red fox\nNegative prompt: blurry\n")
     assert "Steps: 2" in parameters and "Seed: 7" in parameters and "Model: tiny" in parameters
     await fake.next_call("answerCallbackQuery", since=mark)
+
+
+async def test_one_status_message_shows_progress_and_is_edited_sparingly(
+    running_bot: RunningBot,
+) -> None:
+    fake = running_bot.fake
+    user = running_bot.new_user()
+    chat = fake.private_chat(user)
+    mark = fake.mark()
+    await fake.send_text(user, chat, "/imagine a lighthouse at dusk --steps 40")
+    await running_bot.result_photo(chat["id"], mark)
+
+    status, *others = [c for c in fake.calls_of("sendMessage", since=mark, chat_id=chat["id"])]
+    assert others == []  # one status message for the whole job
+    edits = fake.calls_of("editMessageText", since=mark, chat_id=chat["id"])
+    assert edits and all(e.params["message_id"] == status.result["message_id"] for e in edits)
+    assert any("/40" in e.params["text"] for e in edits)  # step progress, like 12/40
+    times = [status.at] + [e.at for e in edits]
+    interval = running_bot.adapter.delivery.status_interval
+    assert all(later - earlier >= interval * 0.9 for earlier, later in itertools.pairwise(times))
+    actions = fake.calls_of("sendChatAction", since=mark, chat_id=chat["id"])
+    assert len(actions) >= 2  # repeated while painting: one lasts only 5 s
 
 
 async def test_imagine_with_count_two_sends_an_album_and_a_keyboard(
@@ -100,12 +128,14 @@ async def test_imagine_addressed_to_the_bot_works_in_a_group(running_bot: Runnin
     group = fake.group_chat(-100123)
     mark = fake.mark()
     await fake.send_text(user, group, "/imagine@SomeOtherBot a dog --steps 2")
+    await fake.send_photo(user, group, png_bytes(), caption="/vary@SomeOtherBot --steps 2")
     await fake.send_text(user, group, f"/imagine@{fake.bot_username} a dog --steps 2")
 
     photo = await running_bot.result_photo(group["id"], mark)
     assert "a dog" in photo.result["caption"]
     # Only the command addressed to Atelier was taken.
-    assert len(await running_bot.jobs_of(user)) == 1
+    assert [job.request.kind for job in await running_bot.jobs_of(user)] == ["imagine"]
+    assert not fake.calls_of("getFile", since=mark)
     assert len(fake.calls_of("sendPhoto", since=mark, chat_id=group["id"])) == 1
 
 
@@ -114,16 +144,16 @@ async def test_queue_lists_a_waiting_job_and_cancel_stops_it(running_bot: Runnin
     user = running_bot.new_user()
     chat = fake.private_chat(user)
     mark = fake.mark()
-    # Slow enough on a CPU (many steps at 512x512) to still be there for /queue.
-    await fake.send_text(user, chat, "/imagine a lighthouse --steps 40 --size 512x512")
-    await fake.send_text(user, chat, "/imagine a cat at dusk --steps 40 --size 512x512")
+    # 40 steps take the tiny model a few seconds on a CPU: still there for /queue.
+    await fake.send_text(user, chat, "/imagine a lighthouse --steps 40")
+    await fake.send_text(user, chat, "/imagine a cat at dusk --steps 40")
     statuses = await fake.wait_for_calls("sendMessage", 2, since=mark, chat_id=chat["id"])
 
     mark = fake.mark()
     await fake.send_text(user, chat, "/queue")
     queue_reply = await fake.next_call("sendMessage", since=mark, chat_id=chat["id"])
-    jobs = sorted(await running_bot.jobs_of(user), key=lambda job: job.created_at)
-    assert all(job.id in queue_reply.result["text"] for job in jobs)
+    jobs = await running_bot.jobs_of(user)
+    assert len(jobs) == 2 and all(job.id in queue_reply.result["text"] for job in jobs)
 
     for _ in jobs:  # newest first, then the one painting
         mark = fake.mark()
@@ -183,8 +213,14 @@ async def test_the_token_never_reaches_the_log(
     mark = fake.mark()
     await fake.send_text(user, chat, "/imagine a cat --steps 2")
     await running_bot.result_photo(chat["id"], mark)
-    assert caplog.records, "nothing was logged at all, so nothing was checked"
+    # httpx would log each request URL (token included) at INFO if left alone.
     assert not [r for r in caplog.records if fake.token in r.getMessage()]
+
+    # python-telegram-bot logs its API URLs at DEBUG when a bot is built.
+    caplog.set_level(logging.DEBUG)
+    TelegramAdapter(running_bot.services)
+    urls = [r.getMessage() for r in caplog.records if "API URL" in r.getMessage()]
+    assert urls and not [url for url in urls if fake.token in url]
 
 
 async def test_non_admins_cannot_switch_the_model(running_bot: RunningBot) -> None:
@@ -220,9 +256,21 @@ async def test_an_admin_switches_the_model_and_new_pictures_say_so(
         mark = fake.mark()
         await fake.send_text(admin, chat, "/imagine a hat --steps 2")
         photo = await running_bot.result_photo(chat["id"], mark)
-        mark, _ = await running_bot.click_button(admin, photo.result, "📄 PNG")
+        mark = await running_bot.click_button(admin, photo.result, "📄 PNG")
         document = await fake.next_call("sendDocument", since=mark, chat_id=chat["id"])
         assert "Model: tiny2" in png_parameters(document.files["document"].data)
     finally:
         # Later tests in this module expect the default model.
         await running_bot.services.scheduler.switch_model("tiny")
+
+
+async def test_a_wrong_token_fails_at_start(running_bot: RunningBot) -> None:
+    config = running_bot.services.config
+    wrong = dataclasses.replace(config.telegram, token="999:WRONG")
+    services = dataclasses.replace(
+        running_bot.services, config=dataclasses.replace(config, telegram=wrong)
+    )
+    adapter = TelegramAdapter(services, poll_timeout=1)
+    with pytest.raises(InvalidToken):
+        await adapter.start()
+    assert not adapter.app.running

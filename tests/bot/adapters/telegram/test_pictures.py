@@ -58,6 +58,43 @@ async def test_vary_an_image_document(running_bot: RunningBot) -> None:
     assert image_of(photo.files["photo"].data).size == (64, 64)
 
 
+async def test_vary_and_upscale_buttons_under_a_result(running_bot: RunningBot) -> None:
+    fake = running_bot.fake
+    user = running_bot.new_user()
+    chat = fake.private_chat(user)
+    mark = fake.mark()
+    await fake.send_text(user, chat, "/imagine a red fox --steps 2")
+    result = (await running_bot.result_photo(chat["id"], mark)).result
+
+    mark = await running_bot.click_button(user, result, "🎨 Vary")
+    varied = await running_bot.result_photo(chat["id"], mark)
+    assert "Strength" in varied.result["caption"]
+    assert varied.result["reply_to_message"]["message_id"] == result["message_id"]
+
+    mark = await running_bot.click_button(user, result, "⬆️ Upscale")
+    upscaled = await running_bot.result_photo(chat["id"], mark)
+    original = image_of(fake.calls_of("sendPhoto", chat_id=chat["id"])[0].files["photo"].data)
+    assert image_of(upscaled.files["photo"].data).width > original.width
+
+
+async def test_a_failed_download_is_reported_and_the_bot_keeps_serving(
+    running_bot: RunningBot,
+) -> None:
+    fake = running_bot.fake
+    user = running_bot.new_user()
+    chat = fake.private_chat(user)
+    fake.fail_next("getFile", 1, status=400)
+    mark = fake.mark()
+    await fake.send_photo(user, chat, png_bytes(), caption="/vary")
+    reply = await fake.next_call("sendMessage", since=mark, chat_id=chat["id"])
+    assert "went wrong" in reply.result["text"]
+    assert await running_bot.jobs_of(user) == []
+
+    mark = fake.mark()
+    await fake.send_photo(user, chat, png_bytes(), caption="/vary --steps 2")
+    await running_bot.result_photo(chat["id"], mark)
+
+
 async def test_the_avatar_wizard_goes_back_and_forth_to_a_picture(running_bot: RunningBot) -> None:
     fake = running_bot.fake
     user = running_bot.new_user("Ava")
@@ -70,7 +107,7 @@ async def test_the_avatar_wizard_goes_back_and_forth_to_a_picture(running_bot: R
     assert {"⬅️ Back", "✖️ Cancel", steps[0].options[0].label} <= set(button_labels(wizard))
 
     async def click(label: str) -> dict[str, Any]:
-        mark, _ = await running_bot.click_button(user, wizard, label)
+        mark = await running_bot.click_button(user, wizard, label)
         await fake.next_call("answerCallbackQuery", since=mark)
         edit = await fake.next_call("editMessageText", since=mark, chat_id=chat["id"])
         return edit.result
@@ -83,7 +120,7 @@ async def test_the_avatar_wizard_goes_back_and_forth_to_a_picture(running_bot: R
 
     # Someone else in the chat cannot press Ava's buttons.
     stranger = running_bot.new_user("Stranger")
-    other_mark, _ = await running_bot.click_button(stranger, wizard, steps[0].options[0].label)
+    other_mark = await running_bot.click_button(stranger, wizard, steps[0].options[0].label)
     refusal = await fake.next_call("answerCallbackQuery", since=other_mark)
     assert "started" in refusal.params["text"]
 
@@ -104,7 +141,7 @@ async def test_the_avatar_wizard_can_be_cancelled(running_bot: RunningBot) -> No
     mark = fake.mark()
     await fake.send_text(user, chat, "/avatar")
     wizard = (await fake.next_call("sendMessage", since=mark, chat_id=chat["id"])).result
-    mark, _ = await running_bot.click_button(user, wizard, "✖️ Cancel")
+    mark = await running_bot.click_button(user, wizard, "✖️ Cancel")
     edit = await fake.next_call("editMessageText", since=mark, chat_id=chat["id"])
     assert "cancelled" in edit.result["text"].lower()
     assert not edit.result.get("reply_markup")

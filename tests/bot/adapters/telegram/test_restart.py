@@ -27,36 +27,37 @@ async def test_buttons_and_waiting_jobs_survive_a_restart(
 
         # A job still waiting (or painting) when the bot stops.
         mark = fake.mark()
-        await fake.send_text(user, chat, "/imagine a lighthouse at dusk --steps 30 --size 256x256")
+        await fake.send_text(user, chat, "/imagine a lighthouse at dusk --steps 20")
         status = await fake.next_call("sendMessage", since=mark, chat_id=chat["id"])
     finally:
         await bot.stop()
 
+    restarted = fake.mark()
     bot = await RunningBot.start(fake, config_path)
     try:
         # The waiting job resumes and lands in the chat; its status message goes.
-        resumed = await bot.result_photo(chat["id"], mark)
+        resumed = await bot.result_photo(chat["id"], restarted)
         assert "a lighthouse at dusk" in resumed.result["caption"]
         await fake.next_call(
             "deleteMessage",
-            since=mark,
+            since=restarted,
             chat_id=chat["id"],
             where=lambda c: c.params["message_id"] == status.result["message_id"],
         )
 
         # Buttons under a picture from before the restart still work.
-        mark, _ = await bot.click_button(user, old_photo, "🔁 Re-roll")
+        mark = await bot.click_button(user, old_photo, "🔁 Re-roll")
         reroll = await bot.result_photo(chat["id"], mark)
         assert "a red fox" in reroll.result["caption"]
         assert "Seed: 5" not in reroll.result["caption"]  # a re-roll takes a new seed
         assert reroll.result["reply_to_message"]["message_id"] == old_photo["message_id"]
         assert "📄 PNG" in button_labels(reroll.result)
 
-        mark, _ = await bot.click_button(user, old_photo, "📄 PNG")
+        mark = await bot.click_button(user, old_photo, "📄 PNG")
         document = await fake.next_call("sendDocument", since=mark, chat_id=chat["id"])
         assert "Seed: 5" in png_parameters(document.files["document"].data)
 
-        mark, _ = await bot.click_button(user, old_photo, "🗑 Delete")
+        mark = await bot.click_button(user, old_photo, "🗑 Delete")
         await fake.next_call("deleteMessage", since=mark, chat_id=chat["id"])
         shown = [m["message_id"] for m in fake.chat_messages(chat["id"])]
         assert old_photo["message_id"] not in shown
