@@ -169,7 +169,9 @@ def load_config(path: Path, *, required: bool = True) -> Config:
     """Read and validate a config file; a missing optional file gives the defaults."""
     if not path.exists():
         if required:
-            raise ConfigError(f"{path}: config file not found")
+            raise ConfigError(
+                f"{path}: config file not found (copy config.example.toml and edit it)"
+            )
         return _with_env_tokens(Config(base_dir=Path.cwd()))
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
