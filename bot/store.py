@@ -129,14 +129,16 @@ class Store:
             try:
                 await self._insert_jobs([job for job, _ in batch])
                 results: list[Exception | None] = [None] * len(batch)
-            except sqlite3.Error:
-                # One bad job must not sink the others: write them one at a time.
+            except Exception:
+                # One bad job must not sink the others: write them one at a time. Any
+                # error (not just SQLite's) is handed to its caller; one escaping here
+                # would end this task and leave every waiting `add_job` hanging.
                 results = []
                 for job, _ in batch:
                     try:
                         await self._insert_jobs([job])
                         results.append(None)
-                    except sqlite3.Error as exc:
+                    except Exception as exc:
                         results.append(exc)
             for (_, saved), error in zip(batch, results, strict=True):
                 if saved.done():  # the caller stopped waiting
@@ -165,7 +167,7 @@ class Store:
                 for job in jobs:
                     await self._write_images(job)
                 await self._db.commit()
-            except sqlite3.Error:
+            except Exception:
                 await self._db.rollback()
                 raise
 

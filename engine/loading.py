@@ -145,7 +145,7 @@ def _explain_failure(source: ModelSource, exc: Exception) -> str:
             "or configure a local folder"
         )
     if source.kind == "hub":
-        return f"cannot load {source.location!r} from the Hugging Face hub: {_first_line(exc)}"
+        return f"cannot load {source.location!r} from the Hugging Face hub: {first_line(exc)}"
     name = Path(source.location).name
     if source.kind == "file" and isinstance(exc, LocalEntryNotFoundError):
         return (
@@ -155,10 +155,11 @@ def _explain_failure(source: ModelSource, exc: Exception) -> str:
             "tokenizer files, e.g. from stable-diffusion-v1-5/stable-diffusion-v1-5), "
             "or let the engine reach the hub once to cache it"
         )
-    return f"cannot load {name}: {_first_line(exc)}"
+    return f"cannot load {name}: {first_line(exc)}"
 
 
-def _first_line(exc: Exception) -> str:
+def first_line(exc: Exception) -> str:
+    """The error's first line, cut to a length an admin can read in a chat reply."""
     text = str(exc).strip().splitlines()
     line = text[0] if text else type(exc).__name__
     return line if len(line) <= 300 else line[:297] + "..."

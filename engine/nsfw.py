@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from engine.loading import first_line
 from engine.types import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -38,9 +39,8 @@ class NsfwChecker:
         except Exception as exc:
             # Same reasoning as model loading: many exception types, one line for the admin.
             log.warning("loading the NSFW classifier %s failed", source, exc_info=True)
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             raise ModelLoadError(
-                f"cannot load the NSFW classifier {Path(source).name!r}: {reason}"
+                f"cannot load the NSFW classifier {Path(source).name!r}: {first_line(exc)}"
             ) from None
         self._checker.eval()
         # diffusers warns that it "returns a black image" for flagged pictures; we only

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 
 from bot.commands import generation, params
 from bot.commands.base import Context, ImageInput, JobAccepted, Outcome, Reply
@@ -14,6 +15,9 @@ from bot.validation import BadInput, decode_image, size_for_aspect
 DEFAULT_STRENGTH = 0.6
 NO_PICTURE = "Attach a picture (or reply to one) with /vary."
 NOT_A_PICTURE = "That file is not a picture Atelier can read (PNG, JPEG or WebP)."
+DOWNLOAD_FAILED = "I couldn't download that picture; please send it again."
+
+log = logging.getLogger(__name__)
 
 
 def _too_big(size: int, limit_mb: float) -> str:
@@ -49,7 +53,12 @@ async def run(
     except BadInput as exc:
         return await generation.refuse(ctx, exc)
 
-    data = await image.download()
+    try:
+        data = await image.download()
+    except Exception as exc:  # each platform raises its own errors (HTTP, network, OS)
+        # Only the type: a Telegram file URL, which an error may quote, holds the token.
+        log.warning("downloading %r failed: %s", image.filename, type(exc).__name__)
+        return Reply(DOWNLOAD_FAILED, error=True)
     if len(data) > limit_bytes:
         return Reply(_too_big(len(data), config.limits.max_attachment_mb), error=True)
     try:

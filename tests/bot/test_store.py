@@ -91,6 +91,26 @@ async def test_jobs_added_together_are_all_saved_and_a_bad_one_fails_alone(
     assert (await store.get_job(first.id)) == first
 
 
+async def test_a_job_that_cannot_be_encoded_fails_alone_instead_of_stalling_writes(
+    store: Store,
+) -> None:
+    # An adapter's bug (a set in the delivery details) must not hang every submit.
+    good = [job("1"), job("2")]
+    bad = job("3")
+    bad.origin = {"chat_id": {1, 2}}
+    results = await asyncio.wait_for(
+        asyncio.gather(
+            *(store.add_job(j) for j in [good[0], bad, good[1]]), return_exceptions=True
+        ),
+        timeout=5,
+    )
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], TypeError)
+    saved = await store.jobs_with_status(JobStatus.QUEUED)
+    assert {j.id for j in saved} == {good[0].id, good[1].id}
+    await asyncio.wait_for(store.add_job(job("4")), timeout=5)
+
+
 async def test_jobs_with_status_lists_oldest_first(store: Store) -> None:
     now = time.time()
     newest, oldest, middle = job(created=now), job(created=now - 20), job(created=now - 10)

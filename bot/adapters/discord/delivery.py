@@ -1,20 +1,21 @@
 """Progress and results of Discord jobs, from the origin stored with each job.
 
-Status lines edit the deferred response (at most one edit per `interval`); the
-result replaces it with the pictures and their buttons. Once the interaction token
-has expired (15 minutes) the result goes to the channel instead, mentioning the
-user. discord.py already retries 429s and 5xx answers; a result that still fails is
-tried again here, so it is not lost to a bad minute on Discord's side.
+Status lines edit the deferred response (at most one edit per `interval`, the
+newest status shown once the interval is over); the result replaces it with the
+pictures and their buttons. Once the interaction token has expired (15 minutes) the
+result goes to the channel instead, mentioning the user. discord.py already retries
+429s and 5xx answers; a result that still fails is tried again here, so it is not lost
+to a bad minute on Discord's side.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import io
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -24,6 +25,7 @@ from bot.adapters.discord.images import ResultFile, ResultPicture, result_files
 from bot.adapters.discord.origin import DiscordOrigin
 from bot.adapters.discord.views import result_view
 from bot.commands import render
+from bot.commands.delivery import StatusLine
 from bot.jobs.models import Cancelled, Failed, Finished, Job, JobEvent
 
 log = logging.getLogger("atelier.discord")
@@ -36,13 +38,6 @@ _NO_MENTIONS = discord.AllowedMentions.none()
 _TRANSIENT = (discord.DiscordServerError, aiohttp.ClientError, TimeoutError)
 
 
-@dataclass
-class _JobState:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    status_at: float | None = None  # loop time of the last status edit
-    done: bool = False
-
-
 class Delivery:
     def __init__(
         self, client: discord.Client, data_dir: Path, *, interval: float = STATUS_INTERVAL_S
@@ -50,7 +45,7 @@ class Delivery:
         self._client = client
         self._data_dir = data_dir
         self._interval = interval
-        self._jobs: OrderedDict[str, _JobState] = OrderedDict()
+        self._jobs: OrderedDict[str, StatusLine] = OrderedDict()
 
     async def on_job_event(self, job: Job, event: JobEvent) -> None:
         """The scheduler's listener for every Discord job."""
@@ -61,38 +56,36 @@ class Delivery:
         if self._client.is_closed():
             # Stopping: the job stays in the store; nothing can be sent any more.
             return
-        state = self._state(job.id)
-        async with state.lock:
-            if state.done:
+        status = self._status(job.id)
+        async with status.lock:
+            if status.done:
                 return
             if isinstance(event, Finished):
-                state.done = True
+                status.finish()
                 await self._deliver_result(dataclasses.replace(job, images=event.images), origin)
             elif isinstance(event, Failed | Cancelled):
-                state.done = True
+                status.finish()
                 await self._final_status(origin, render.status_text(event))
             else:
-                now = asyncio.get_running_loop().time()
-                if state.status_at is None or now - state.status_at >= self._interval:
-                    state.status_at = now
-                    await self._edit_status(origin, render.status_text(event))
+                await status.show(
+                    render.status_text(event), functools.partial(self._edit_status, origin)
+                )
 
     async def show_status(self, job: Job, origin: DiscordOrigin, text: str) -> None:
         """The first status of a new job, unless its events already said more."""
-        state = self._state(job.id)
-        async with state.lock:
-            if state.done or state.status_at is not None:
+        status = self._status(job.id)
+        async with status.lock:
+            if status.done or status.started:
                 return
-            state.status_at = asyncio.get_running_loop().time()
-            await self._edit_status(origin, text)
+            await status.show(text, functools.partial(self._edit_status, origin))
 
-    def _state(self, job_id: str) -> _JobState:
-        state = self._jobs.get(job_id)
-        if state is None:
-            state = self._jobs[job_id] = _JobState()
+    def _status(self, job_id: str) -> StatusLine:
+        status = self._jobs.get(job_id)
+        if status is None:
+            status = self._jobs[job_id] = StatusLine(self._interval)
             while len(self._jobs) > _REMEMBERED_JOBS:
                 self._jobs.popitem(last=False)
-        return state
+        return status
 
     # ---- status ----------------------------------------------------------------------
 

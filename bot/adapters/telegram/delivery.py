@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from telegram import Bot, InputMediaPhoto
@@ -23,6 +23,7 @@ from telegram.error import BadRequest, TelegramError
 
 from bot.adapters.telegram.media import fit, keyboard, replying_to
 from bot.commands import render
+from bot.commands.delivery import StatusLine
 from bot.jobs.models import Cancelled, Failed, Finished, Job, JobEvent, ResultImage
 
 if TYPE_CHECKING:
@@ -40,14 +41,9 @@ class _Watch:
 
     chat_id: int
     reply_to: int | None
+    status: StatusLine  # its lock orders all work for the job; done once it is over
     status_message_id: int | None = None
-    shown_text: str = ""
-    wanted_text: str = ""
-    last_edit: float = 0.0
-    done: bool = False
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     chat_action: asyncio.Task[None] | None = None
-    delayed_edit: asyncio.Task[None] | None = None
 
 
 class JobDelivery:
@@ -78,8 +74,8 @@ class JobDelivery:
     async def accepted(self, job: Job, text: str, chat_id: int, reply_to: int | None) -> None:
         """A command queued `job`: show its status message unless it already has one."""
         watch = self._watch(job.id, {**job.origin, "chat_id": chat_id, "reply_to": reply_to})
-        async with watch.lock:
-            if watch.done or watch.status_message_id is not None:
+        async with watch.status.lock:
+            if watch.status.done or watch.status_message_id is not None:
                 return
             await self._show_status(job, watch, text)
             self._start_chat_action(watch)
@@ -89,7 +85,7 @@ class JobDelivery:
         self._closed = True
         for watch in self._watches.values():
             _cancel(watch.chat_action)
-            _cancel(watch.delayed_edit)
+            watch.status.finish()
         if self._tasks:
             _, late = await asyncio.wait(list(self._tasks), timeout=timeout)
             for task in late:
@@ -100,8 +96,8 @@ class JobDelivery:
 
     async def _handle(self, job: Job, event: JobEvent) -> None:
         watch = self._watch(job.id, job.origin)
-        async with watch.lock:
-            if watch.done:
+        async with watch.status.lock:
+            if watch.status.done:
                 return
             if isinstance(event, Finished):
                 self._finish(job.id, watch)
@@ -118,56 +114,43 @@ class JobDelivery:
                 self._start_chat_action(watch)
 
     def _finish(self, job_id: str, watch: _Watch) -> None:
-        watch.done = True
+        watch.status.finish()
         _cancel(watch.chat_action)
-        _cancel(watch.delayed_edit)
         # Kept a little longer, so a late `accepted` for a very fast job knows it is done.
         asyncio.get_running_loop().call_later(_FORGET_AFTER_S, self._watches.pop, job_id, None)
 
     async def _show_status(self, job: Job, watch: _Watch, text: str) -> None:
         """Send the status message, or edit it, at most once every `status_interval`."""
-        watch.wanted_text = fit(text)
+        await watch.status.show(fit(text), functools.partial(self._put_status, job.id, watch))
+
+    async def _put_status(self, job_id: str, watch: _Watch, text: str) -> None:
         if watch.status_message_id is None:
             message = await self.bot.send_message(
-                watch.chat_id, watch.wanted_text, reply_parameters=replying_to(watch.reply_to)
+                watch.chat_id, text, reply_parameters=replying_to(watch.reply_to)
             )
             watch.status_message_id = message.message_id
-            watch.shown_text, watch.last_edit = watch.wanted_text, time.monotonic()
-            await self._save_origin(job.id, watch)
-            return
-        wait = watch.last_edit + self.status_interval - time.monotonic()
-        if wait <= 0:
-            await self._edit_status(watch)
-        elif watch.delayed_edit is None or watch.delayed_edit.done():
-            watch.delayed_edit = self._spawn(self._edit_later(watch, wait))
+            await self._save_origin(job_id, watch)
+        else:
+            await self._edit_status(watch, text)
 
-    async def _edit_later(self, watch: _Watch, wait: float) -> None:
-        await asyncio.sleep(wait)
-        async with watch.lock:
-            if not watch.done:
-                await self._edit_status(watch)
-
-    async def _edit_status(self, watch: _Watch) -> None:
-        if watch.wanted_text == watch.shown_text or watch.status_message_id is None:
-            return
+    async def _edit_status(self, watch: _Watch, text: str) -> None:
+        assert watch.status_message_id is not None
         try:
             await self.bot.edit_message_text(
-                watch.wanted_text, chat_id=watch.chat_id, message_id=watch.status_message_id
+                text, chat_id=watch.chat_id, message_id=watch.status_message_id
             )
         except BadRequest as exc:
             # The user may have deleted the status message; progress is not worth a fuss.
             log.info("status message of chat %s not edited: %s", watch.chat_id, exc.message)
-        watch.shown_text, watch.last_edit = watch.wanted_text, time.monotonic()
 
     async def _replace_status(self, watch: _Watch, text: str) -> None:
         """A failed or cancelled job: the status message becomes the final word."""
-        watch.wanted_text = fit(text)
         if watch.status_message_id is None:
             await self.bot.send_message(
-                watch.chat_id, watch.wanted_text, reply_parameters=replying_to(watch.reply_to)
+                watch.chat_id, fit(text), reply_parameters=replying_to(watch.reply_to)
             )
         else:
-            await self._edit_status(watch)
+            await self._edit_status(watch, fit(text))
 
     async def _send_result(self, job: Job, watch: _Watch, images: list[ResultImage]) -> None:
         data_dir = self.services.config.data_dir
@@ -210,6 +193,7 @@ class JobDelivery:
             watch = _Watch(
                 chat_id=int(origin["chat_id"]),
                 reply_to=origin.get("reply_to"),
+                status=StatusLine(self.status_interval),
                 status_message_id=origin.get("status_message_id"),
             )
             self._watches[job_id] = watch
@@ -231,7 +215,7 @@ class JobDelivery:
 
     async def _keep_uploading(self, watch: _Watch) -> None:
         # Telegram shows a chat action for 5 s, so it is repeated until the job ends.
-        while not watch.done:
+        while not watch.status.done:
             try:
                 await self.bot.send_chat_action(watch.chat_id, ChatAction.UPLOAD_PHOTO)
             except TelegramError as exc:

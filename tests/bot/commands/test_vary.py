@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from bot.commands import vary
-from bot.commands.base import JobAccepted, Reply
+from bot.commands.base import ImageInput, JobAccepted, Reply
 from bot.jobs.models import JobStatus
 
 from .harness import Harness, Upload, png_bytes
@@ -123,4 +123,18 @@ async def test_filtered_prompt_leaves_no_input_behind(harness: Harness) -> None:
     upload = Upload(png_bytes(64, 64))
     outcome = await vary.run(ctx, upload.as_input(), "make it n u d e")
     assert outcome == Reply("That prompt isn't allowed here.", error=True)
+    assert inputs_in(harness) == before
+
+
+async def test_a_failed_download_is_answered_and_queues_nothing(harness: Harness) -> None:
+    ctx = harness.user()
+    before = inputs_in(harness)
+
+    async def download() -> bytes:
+        raise OSError("connection reset by peer")
+
+    picture = ImageInput("picture.png", 1000, "image/png", download)
+    outcome = await vary.run(ctx, picture, "a fox")
+    assert outcome == Reply("I couldn't download that picture; please send it again.", error=True)
+    assert await harness.jobs_of(ctx) == []
     assert inputs_in(harness) == before

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from bot.commands import vary
+
 from .fake_bot_api import FakeBotApi
 from .harness import RunningBot, button_data, button_labels, image_of, png_bytes
 
@@ -87,7 +89,7 @@ async def test_a_failed_download_is_reported_and_the_bot_keeps_serving(
     mark = fake.mark()
     await fake.send_photo(user, chat, png_bytes(), caption="/vary")
     reply = await fake.next_call("sendMessage", since=mark, chat_id=chat["id"])
-    assert "went wrong" in reply.result["text"]
+    assert reply.result["text"] == vary.DOWNLOAD_FAILED
     assert await running_bot.jobs_of(user) == []
 
     mark = fake.mark()
