@@ -15,12 +15,10 @@ from bot.jobs.models import GenerationRequest, Job, ResultImage
 from bot.validation import SEED_MAX
 from engine.types import GeneratedImage, ImageSpec
 
-DEFAULT_STRENGTH = 0.75
-
 
 def spec_template(request: GenerationRequest, init_image: bytes | None) -> ImageSpec:
     """The request's first picture; the others differ only in seed."""
-    return ImageSpec(
+    spec = ImageSpec(
         prompt=request.prompt,
         negative_prompt=request.negative,
         seed=request.seed,
@@ -30,8 +28,11 @@ def spec_template(request: GenerationRequest, init_image: bytes | None) -> Image
         height=request.height,
         sampler=request.sampler,
         init_image=init_image,
-        strength=request.strength if request.strength is not None else DEFAULT_STRENGTH,
     )
+    # Text2img requests carry no strength; the engine's default then stands (unused).
+    if request.strength is None:
+        return spec
+    return dataclasses.replace(spec, strength=request.strength)
 
 
 async def image_specs(request: GenerationRequest, data_dir: Path) -> list[ImageSpec]:
