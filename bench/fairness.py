@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bot.commands.base import Caller
 from bot.config import (
     Config,
     EngineConfig,
@@ -33,9 +32,10 @@ from bot.config import (
     ModelConfig,
     StorageConfig,
 )
-from bot.jobs.models import Finished, GenerationRequest, Job, JobEvent
+from bot.jobs.events import Finished, JobEvent
 from bot.jobs.pictures import image_specs, save_pictures
 from bot.jobs.scheduler import Scheduler
+from bot.records import Caller, GenerationRequest, Job
 from bot.store import DB_FILENAME, Store
 from engine.client import EngineClient
 

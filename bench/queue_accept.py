@@ -32,9 +32,9 @@ from bot.config import (
     SafetyConfig,
     StorageConfig,
 )
-from bot.jobs.models import JobStatus
 from bot.jobs.safety import PromptFilter
 from bot.jobs.scheduler import Scheduler
+from bot.records import JobStatus
 from bot.services import Services
 from bot.store import DB_FILENAME, Store
 from engine.client import EngineClient

@@ -26,6 +26,7 @@ ADAPTERS: dict[str, tuple[str, str]] = {
 
 class Adapter(Protocol):
     async def start(self) -> None: ...
+    async def stop_listening(self) -> None: ...
     async def stop(self) -> None: ...
 
 
@@ -59,23 +60,40 @@ async def run(config: Config, *, stop: asyncio.Event | None = None) -> None:
     except (StoreError, EngineError) as exc:
         # An unusable data folder or device: one line for the operator, no traceback.
         raise ConfigError(str(exc)) from exc
-    started: list[tuple[str, Adapter]] = []
+    adapters = {platform: cls(services) for platform, cls in classes.items()}
     try:
-        for platform, cls in classes.items():
-            adapter = cls(services)
-            await adapter.start()
-            started.append((platform, adapter))
-            log.info("%s adapter started", platform)
+        await _start_all(adapters)
         log.info("Atelier is running; stop it with Ctrl-C or SIGTERM")
         await _wait_for_stop(stop or asyncio.Event())
     finally:
-        for platform, adapter in reversed(started):
-            try:
-                await adapter.stop()
-            except Exception:
-                log.exception("stopping the %s adapter failed", platform)
+        # No new commands, the running batch finishes and its results go out, then the
+        # adapters close: what is still undelivered goes out after the next start.
+        await _each(adapters, "stop_listening")
+        await services.drain()
+        await _each(adapters, "stop")
         await services.close()
         log.info("Atelier stopped")
+
+
+async def _start_all(adapters: dict[str, Adapter]) -> None:
+    """Together: a platform still waiting for its network does not hold up the other;
+    one that fails (a rejected token) stops the others' start too."""
+    tasks = [asyncio.create_task(adapter.start()) for adapter in adapters.values()]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+async def _each(adapters: dict[str, Adapter], step: str) -> None:
+    for platform, adapter in reversed(adapters.items()):
+        try:
+            await getattr(adapter, step)()
+        except Exception:
+            log.exception("%s of the %s adapter failed", step, platform)
 
 
 async def _wait_for_stop(stop: asyncio.Event) -> None:

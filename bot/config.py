@@ -44,6 +44,9 @@ class EngineConfig:
     max_batch: int = 4
     # Seconds the bot waits for one batch before it counts the engine as hung.
     job_timeout: float = 600.0
+    # Seconds a job may be passed over for jobs of the loaded model before the engine
+    # switches to its model: fewer switches, but nobody waits long for one.
+    model_switch_wait: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ class AvatarConfig:
 @dataclass(frozen=True)
 class StorageConfig:
     path: str = "data"
+    # Pictures and inputs older than this are deleted; 0 keeps them forever.
+    keep_days: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -286,8 +291,10 @@ def _check(config: Config) -> None:
     at_least("limits", "max_steps", limits.max_steps, 1)
     at_least("limits", "max_side", limits.max_side, 64)
     at_least("limits", "max_attachment_mb", limits.max_attachment_mb, 0.1)
+    at_least("storage", "keep_days", config.storage.keep_days, 0)
     at_least("engine", "max_batch", config.engine.max_batch, 1)
     at_least("engine", "job_timeout", config.engine.job_timeout, 1)
+    at_least("engine", "model_switch_wait", config.engine.model_switch_wait, 0)
 
     device = config.engine.device
     if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")):

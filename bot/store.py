@@ -1,8 +1,10 @@
-"""Atelier's SQLite database: users, jobs and their pictures, bans, settings, audit.
+"""Atelier's SQLite database: users, jobs and their pictures, the outbox, bans,
+settings, audit.
 
-One aiosqlite connection in WAL mode with foreign keys on. The schema lives in
-numbered files `bot/migrations/NNN_name.sql`, applied in order at `open`; the number
-of the last one applied is kept in `PRAGMA user_version`.
+One aiosqlite connection in WAL mode with foreign keys on; the schema is brought up
+to date at `open` (`bot/migrations`). A job's final status and the message it owes
+its owner (`OutboxEntry`) are written in one transaction, so a kill between painting
+and delivering loses nothing.
 """
 
 from __future__ import annotations
@@ -10,30 +12,42 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import re
 import secrets
 import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from bot.jobs.limits import seconds_until_tomorrow, start_of_day
-from bot.jobs.models import GenerationRequest, Job, JobStatus, ResultImage
+from bot.migrations import SchemaError, default_migrations, migrate
+from bot.records import (
+    Delivery,
+    GenerationRequest,
+    Job,
+    JobStatus,
+    OutboxEntry,
+    ResultImage,
+)
+
+__all__ = ["DB_FILENAME", "AuditEntry", "Store", "StoreError", "default_migrations", "new_job_id"]
 
 DB_FILENAME = "atelier.sqlite3"
-_MIGRATION_NAME = re.compile(r"^(\d{3})_[\w-]+\.sql$")
 # Jobs that count towards a day's quota: made, or about to be.
-_QUOTA_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.DONE)
+_QUOTA_STATUSES = (
+    JobStatus.QUEUED,
+    JobStatus.RUNNING,
+    JobStatus.DELIVERING,
+    JobStatus.DONE,
+)
 _JOB_COLUMNS = (
     "id, platform, user_id, user_name, origin, request, status, "
-    "created_at, started_at, finished_at, attempts, error"
+    "created_at, started_at, finished_at, attempts, error, place"
 )
+_OUTBOX_COLUMNS = "job_id, kind, text, state, attempts, not_before"
 
 
 class StoreError(Exception):
@@ -51,10 +65,6 @@ class AuditEntry:
 def new_job_id() -> str:
     """10 random base32 characters: short, and safe in URLs and callback data."""
     return base64.b32encode(secrets.token_bytes(10)).decode("ascii")[:10].lower()
-
-
-def default_migrations() -> Traversable:
-    return resources.files("bot") / "migrations"
 
 
 class Store:
@@ -88,13 +98,13 @@ class Store:
             await db.execute("PRAGMA foreign_keys = ON")
             # Safe with WAL: a power cut may lose the last commits, never corrupt.
             await db.execute("PRAGMA synchronous = NORMAL")
-            await _migrate(db, migrations or default_migrations())
+            await migrate(db, migrations or default_migrations())
             async with db.execute("SELECT user_key FROM bans") as cursor:
                 banned = {row[0] async for row in cursor}
-        except (sqlite3.DatabaseError, StoreError) as exc:
+        except (sqlite3.DatabaseError, SchemaError) as exc:
             await db.close()
-            if isinstance(exc, StoreError):
-                raise
+            if isinstance(exc, SchemaError):
+                raise StoreError(str(exc)) from exc
             raise StoreError(f"{path}: cannot use the database: {exc}") from exc
         return cls(db, path, banned)
 
@@ -150,26 +160,21 @@ class Store:
 
     async def _insert_jobs(self, jobs: list[Job]) -> None:
         now = time.time()
-        async with self._write_lock:
-            try:
-                await self._db.executemany(
-                    "INSERT INTO users (key, platform, user_id, name, first_seen, last_seen) "
-                    "VALUES (?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (key) DO UPDATE SET name = excluded.name, "
-                    "last_seen = excluded.last_seen",
-                    [(j.user_key, j.platform, j.user_id, j.user_name, now, now) for j in jobs],
-                )
-                await self._db.executemany(
-                    f"INSERT INTO jobs (user_key, image_count, {_JOB_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(j.user_key, j.request.count, *_job_row(j)) for j in jobs],
-                )
-                for job in jobs:
-                    await self._write_images(job)
-                await self._db.commit()
-            except Exception:
-                await self._db.rollback()
-                raise
+        async with self._transaction():
+            await self._db.executemany(
+                "INSERT INTO users (key, platform, user_id, name, first_seen, last_seen) "
+                "VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET name = excluded.name, "
+                "last_seen = excluded.last_seen",
+                [(j.user_key, j.platform, j.user_id, j.user_name, now, now) for j in jobs],
+            )
+            await self._db.executemany(
+                f"INSERT INTO jobs (user_key, image_count, {_JOB_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(j.user_key, j.request.count, *_job_row(j)) for j in jobs],
+            )
+            for job in jobs:
+                await self._write_images(job)
 
     async def get_job(self, job_id: str) -> Job | None:
         jobs = await self._select_jobs("WHERE id = ?", (job_id,))
@@ -177,23 +182,19 @@ class Store:
 
     async def update_job(self, job: Job) -> None:
         """Save everything that changes over a job's life: status, times, result."""
-        async with self._write_lock:
-            await self._db.execute(
-                "UPDATE jobs SET origin = ?, status = ?, started_at = ?, finished_at = ?, "
-                "attempts = ?, error = ? WHERE id = ?",
-                (
-                    json.dumps(job.origin),
-                    job.status.value,
-                    job.started_at,
-                    job.finished_at,
-                    job.attempts,
-                    job.error,
-                    job.id,
-                ),
-            )
-            await self._db.execute("DELETE FROM job_images WHERE job_id = ?", (job.id,))
-            await self._write_images(job)
-            await self._db.commit()
+        async with self._transaction():
+            await self._update_job(job)
+
+    async def finish_job(self, job: Job, letter: OutboxEntry | None) -> None:
+        """Save the job's final status and the message it owes, as one commit."""
+        async with self._transaction():
+            await self._update_job(job)
+            if letter is not None:
+                await self._db.execute(
+                    f"INSERT OR REPLACE INTO outbox ({_OUTBOX_COLUMNS}, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (*_outbox_row(letter), time.time()),
+                )
 
     async def jobs_with_status(self, *statuses: JobStatus) -> list[Job]:
         """Jobs in any of `statuses`, oldest first."""
@@ -208,10 +209,16 @@ class Store:
     async def set_origin(self, job_id: str, origin: dict[str, Any]) -> None:
         await self._write("UPDATE jobs SET origin = ? WHERE id = ?", (json.dumps(origin), job_id))
 
-    async def images_today(self, user_key: str, *, now: float | None = None) -> int:
-        """Pictures `user_key` asked for on the local day of `now`, not counting failures."""
-        since = start_of_day(time.time() if now is None else now)
-        until = since + seconds_until_tomorrow(since)
+    async def update_origin(self, job_id: str, changes: dict[str, Any]) -> None:
+        """Merge `changes` into the job's origin; a None value removes that key."""
+        await self._write(
+            "UPDATE jobs SET origin = json_patch(origin, ?) WHERE id = ?",
+            (json.dumps(changes), job_id),
+        )
+
+    async def images_today(self, user_key: str, *, since: float, until: float) -> int:
+        """Pictures `user_key` asked for between `since` and `until`, not counting
+        failed or cancelled jobs."""
         marks = ", ".join("?" for _ in _QUOTA_STATUSES)
         async with self._db.execute(
             "SELECT COALESCE(SUM(image_count), 0) FROM jobs "
@@ -220,6 +227,48 @@ class Store:
         ) as cursor:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
+
+    async def inputs_in_use(self) -> set[str]:
+        """Input pictures of jobs that may still run: retention must keep them."""
+        async with self._db.execute(
+            "SELECT request FROM jobs WHERE status IN (?, ?)",
+            (JobStatus.QUEUED.value, JobStatus.RUNNING.value),
+        ) as cursor:
+            requests = [GenerationRequest.from_json(row[0]) async for row in cursor]
+        return {request.init_image for request in requests if request.init_image}
+
+    # The outbox
+
+    async def outbox(self) -> list[OutboxEntry]:
+        """Every message still owed, oldest first."""
+        async with self._db.execute(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox ORDER BY created_at, rowid"
+        ) as cursor:
+            return [_outbox_from_row(row) async for row in cursor]
+
+    async def outbox_entry(self, job_id: str) -> OutboxEntry | None:
+        async with self._db.execute(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE job_id = ?", (job_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else _outbox_from_row(row)
+
+    async def set_delivery(self, entry: OutboxEntry) -> None:
+        """Save how far a delivery got (state, attempts, when to try again)."""
+        await self._write(
+            "UPDATE outbox SET state = ?, attempts = ?, not_before = ? WHERE job_id = ?",
+            (entry.state.value, entry.attempts, entry.not_before, entry.job_id),
+        )
+
+    async def delivered(self, job_id: str, error: str | None = None) -> None:
+        """The message is out (or given up, with `error`): a painted job is done."""
+        async with self._transaction():
+            await self._db.execute("DELETE FROM outbox WHERE job_id = ?", (job_id,))
+            await self._db.execute(
+                "UPDATE jobs SET status = ?, error = COALESCE(?, error) "
+                "WHERE id = ? AND status = ?",
+                (JobStatus.DONE.value, error, job_id, JobStatus.DELIVERING.value),
+            )
 
     # Settings
 
@@ -268,10 +317,30 @@ class Store:
 
     # Helpers
 
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db, self._write_lock)
+
     async def _write(self, sql: str, params: tuple[Any, ...]) -> None:
-        async with self._write_lock:
+        async with self._transaction():
             await self._db.execute(sql, params)
-            await self._db.commit()
+
+    async def _update_job(self, job: Job) -> None:
+        await self._db.execute(
+            "UPDATE jobs SET origin = ?, request = ?, status = ?, started_at = ?, "
+            "finished_at = ?, attempts = ?, error = ? WHERE id = ?",
+            (
+                json.dumps(job.origin),
+                job.request.to_json(),
+                job.status.value,
+                job.started_at,
+                job.finished_at,
+                job.attempts,
+                job.error,
+                job.id,
+            ),
+        )
+        await self._db.execute("DELETE FROM job_images WHERE job_id = ?", (job.id,))
+        await self._write_images(job)
 
     async def _write_images(self, job: Job) -> None:
         if job.images:
@@ -303,6 +372,26 @@ class Store:
                 by_id[job_id].images.append(ResultImage(path, seed, parameters, bool(flagged)))
 
 
+class _Transaction:
+    """Holds the write lock for one commit; rolls back when the block raises."""
+
+    def __init__(self, db: aiosqlite.Connection, lock: asyncio.Lock) -> None:
+        self._db = db
+        self._lock = lock
+
+    async def __aenter__(self) -> None:
+        await self._lock.acquire()
+
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if exc_type is None:
+                await self._db.commit()
+            else:
+                await self._db.rollback()
+        finally:
+            self._lock.release()
+
+
 def _job_row(job: Job) -> tuple[Any, ...]:
     return (
         job.id,
@@ -317,12 +406,13 @@ def _job_row(job: Job) -> tuple[Any, ...]:
         job.finished_at,
         job.attempts,
         job.error,
+        job.place,
     )
 
 
 def _job_from_row(row: sqlite3.Row | tuple[Any, ...]) -> Job:
     (job_id, platform, user_id, user_name, origin, request, status, created, started) = row[:9]
-    finished, attempts, error = row[9:]
+    finished, attempts, error, place = row[9:]
     return Job(
         id=job_id,
         platform=platform,
@@ -336,37 +426,21 @@ def _job_from_row(row: sqlite3.Row | tuple[Any, ...]) -> Job:
         finished_at=finished,
         attempts=attempts,
         error=error,
+        place=place,
     )
 
 
-def _migration_files(folder: Traversable) -> list[tuple[int, Traversable]]:
-    """The numbered migrations in `folder`, checked to run 001, 002, … without gaps."""
-    found = []
-    for entry in folder.iterdir():
-        if match := _MIGRATION_NAME.match(entry.name):
-            found.append((int(match[1]), entry))
-    found.sort(key=lambda item: item[0])
-    for expected, (number, entry) in enumerate(found, start=1):
-        if number != expected:
-            raise StoreError(f"migration {entry.name}: expected number {expected:03d}")
-    return found
+def _outbox_row(entry: OutboxEntry) -> tuple[Any, ...]:
+    return (
+        entry.job_id,
+        entry.kind,
+        entry.text,
+        entry.state.value,
+        entry.attempts,
+        entry.not_before,
+    )
 
 
-async def _migrate(db: aiosqlite.Connection, folder: Traversable) -> None:
-    migrations = _migration_files(folder)
-    async with db.execute("PRAGMA user_version") as cursor:
-        row = await cursor.fetchone()
-    current = int(row[0]) if row else 0
-    if current > len(migrations):
-        raise StoreError(
-            f"the database has schema version {current}, but this Atelier knows only "
-            f"{len(migrations)}: it was made by a newer version"
-        )
-    for number, entry in migrations[current:]:
-        sql = entry.read_text(encoding="utf-8")
-        # One transaction per file: a failing migration leaves the previous version.
-        try:
-            await db.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;")
-        except sqlite3.DatabaseError as exc:
-            await db.rollback()
-            raise StoreError(f"migration {entry.name} failed: {exc}") from exc
+def _outbox_from_row(row: sqlite3.Row | tuple[Any, ...]) -> OutboxEntry:
+    job_id, kind, text, state, attempts, not_before = row
+    return OutboxEntry(job_id, kind, text, Delivery(state), attempts, not_before)

@@ -4,7 +4,7 @@ This module never imports torch: the bot process stays small and starts fast, an
 CUDA crash or an out-of-memory kill takes down only the engine process. A reader
 thread per engine process receives replies and hands them to the event loop, so
 waiting on the pipe never blocks the loop, and the process's death is seen at once
-(EOF on the pipe, or its sentinel), not after a timeout.
+(EOF on the pipe, or the process's exit), not after a timeout.
 """
 
 from __future__ import annotations
@@ -13,15 +13,13 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import multiprocessing
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from multiprocessing.process import BaseProcess
 from typing import cast
 
-from engine import worker
+from engine.process import EngineProcess, start_engine_process
 from engine.types import (
     EngineCrashed,
     EngineError,
@@ -68,7 +66,7 @@ class _Pending:
 
 @dataclass
 class _EngineProcess:
-    process: BaseProcess
+    process: EngineProcess
     conn: Connection
     reader: threading.Thread
     send_lock: threading.Lock
@@ -109,6 +107,15 @@ class EngineClient:
     def current_model(self) -> str | None:
         """Display name of the loaded model; after a crash, the one loaded again next."""
         return self._current_model
+
+    @property
+    def capacity(self) -> int:
+        """How many batches may run at once: one engine process, one batch."""
+        return 1
+
+    def loaded_models(self) -> set[str]:
+        """Models an idle engine holds now (at most the one loaded)."""
+        return {self._current_model} if self._current_model else set()
 
     async def start(self) -> None:
         """Spawn the engine process and wait until it is ready (torch import: seconds)."""
@@ -215,17 +222,9 @@ class EngineClient:
 
     async def _spawn(self) -> None:
         loop = asyncio.get_running_loop()
-        context = multiprocessing.get_context("spawn")
-        ours, theirs = context.Pipe()
-        process = context.Process(
-            target=worker.main,
-            args=(theirs, self._settings, self._max_batch, self._log_level),
-            name="atelier-engine",
-            daemon=True,
+        process, ours = await asyncio.to_thread(
+            start_engine_process, self._settings, self._max_batch, self._log_level
         )
-        await asyncio.to_thread(process.start)
-        # Only the child may hold its end, or its death would not show as EOF here.
-        theirs.close()
         self._generation += 1
         reader = threading.Thread(
             target=self._read,
@@ -277,14 +276,17 @@ class EngineClient:
     def _read(
         self,
         conn: Connection,
-        sentinel: int,
+        sentinel: int | None,
         generation: int,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         """Reader thread: hand every reply to the loop, then report the process's end."""
         try:
             while True:
-                if conn not in wait([conn, sentinel]):
+                waitables: list[Connection | int] = [conn]
+                if sentinel is not None:
+                    waitables.append(sentinel)
+                if conn not in wait(waitables):
                     break  # exited, and nothing is left to read
                 try:
                     reply = conn.recv()
@@ -397,3 +399,4 @@ def _stop_process(engine: _EngineProcess) -> None:
     # The reader sees EOF once the process is gone; join it before closing its pipe.
     engine.reader.join(5)
     engine.conn.close()
+    engine.process.close()

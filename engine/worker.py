@@ -1,8 +1,7 @@
 """The engine process: owns the GPU and serves `EngineClient` over a pipe.
 
-`EngineClient` spawns `main` in a fresh process ("spawn" start method: a forked copy of
-a process that holds CUDA or threads is not safe). The messages below are the whole
-protocol; they are small picklable dataclasses. This module imports torch only inside
+`EngineClient` starts it as its own process (`engine/process.py`). The messages below
+are the whole protocol; they are small picklable dataclasses. This module imports torch only inside
 `main` (through `engine.pipelines`), so the bot can import it for the message types.
 
 Two threads run here: the main thread works through requests one at a time, and a
@@ -40,7 +39,14 @@ STARTUP_REQUEST = 0
 PROGRESS_INTERVAL = 0.25
 
 
-# Client -> worker.
+# Client -> worker. `Configure` comes first, once.
+@dataclass(frozen=True)
+class Configure:
+    settings: EngineSettings
+    max_batch: int
+    log_level: int
+
+
 @dataclass(frozen=True)
 class LoadModel:
     request_id: int
@@ -110,12 +116,19 @@ def error_name(exc: BaseException) -> str:
     return EngineError.__name__
 
 
-def main(conn: Connection, settings: EngineSettings, max_batch: int, log_level: int) -> None:
-    """Entry point of the engine process."""
+def main(fd: int) -> None:
+    """Entry point of the engine process (`python -m engine FD`): FD is its end of the
+    pipe, and the first message on it says how to run."""
     # Ctrl-C in a terminal reaches the whole process group; the bot decides when we stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _configure_logging(log_level)
-    EngineWorker(conn, max_batch).serve(settings)
+    conn = Connection(fd)
+    try:
+        configure = conn.recv()
+    except (EOFError, OSError):
+        os._exit(0)  # the bot went away before saying anything
+    assert isinstance(configure, Configure), configure
+    _configure_logging(configure.log_level)
+    EngineWorker(conn, configure.max_batch).serve(configure.settings)
     # Nothing is left to save, and the interpreter's orderly teardown of torch and the
     # model takes a second or more that a closing bot or a CLI run would wait for.
     logging.shutdown()

@@ -9,21 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.records import Caller
+
 if TYPE_CHECKING:
-    from bot.jobs.models import Job
+    from bot.records import Job
     from bot.services import Services
-
-
-@dataclass(frozen=True)
-class Caller:
-    platform: str  # "discord" | "telegram" | "cli"
-    user_id: str
-    name: str
-    is_admin: bool = False
-
-    @property
-    def key(self) -> str:
-        return f"{self.platform}:{self.user_id}"
 
 
 @dataclass(frozen=True)
@@ -55,6 +45,9 @@ class Reply:
     text: str
     error: bool = False  # a refusal: Discord shows it ephemerally
     buttons: list[list[Button]] = field(default_factory=list)
+    # For the caller's eyes only (other people's prompts, say): ephemeral on Discord;
+    # on Telegram sent to the caller's private chat, with a pointer in a group.
+    private: bool = False
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from bot.commands.button_data import ButtonData, decode
 from bot.commands.button_data import encode as encode
 from bot.commands.generation import ImageSource
 from bot.commands.params import PromptParams
-from bot.jobs.models import GenerationRequest, Job, JobStatus
+from bot.records import GenerationRequest, Job, JobStatus
 from bot.validation import MIN_SIDE, BadInput
 
 VARY_STRENGTH = 0.6
@@ -40,7 +40,7 @@ async def run(ctx: Context, data: str) -> Outcome:
         return DeleteResult(job.id)
     if pressed.action == "reroll":
         return await _reroll(ctx, job)
-    if job.status != JobStatus.DONE or not job.images:
+    if not job.status.painted or not job.images:
         return Reply("That job has no finished pictures.", error=True)
     index = pressed.index if pressed.index is not None else 0
     if not 0 <= index < len(job.images):
@@ -78,7 +78,7 @@ async def _img2img(ctx: Context, job: Job, pressed: ButtonData, index: int) -> O
     request = job.request
     image = job.images[index]
     if not (ctx.services.config.data_dir / image.path).is_file():
-        return Reply("That picture has been removed from the server.", error=True)
+        return Reply(expired(ctx), error=True)
     try:
         if pressed.action == "vary":
             width, height = request.width, request.height
@@ -97,6 +97,13 @@ async def _img2img(ctx: Context, job: Job, pressed: ButtonData, index: int) -> O
     except BadInput as exc:
         return await generation.refuse(ctx, exc)
     return await generation.submit(ctx, new)
+
+
+def expired(ctx: Context) -> str:
+    """A result whose files retention (or an admin) deleted."""
+    days = ctx.services.config.storage.keep_days
+    kept = f" (pictures are kept for {days:g} days)" if days > 0 else ""
+    return f"This picture has expired{kept}."
 
 
 def _params_of(request: GenerationRequest, **values: object) -> PromptParams:
@@ -129,5 +136,5 @@ def _upscaled_size(request: GenerationRequest, max_side: int) -> tuple[int, int]
 def _png(ctx: Context, job: Job, index: int) -> Outcome:
     path = ctx.services.config.data_dir / job.images[index].path
     if not path.is_file():
-        return Reply("That picture has been removed from the server.", error=True)
+        return Reply(expired(ctx), error=True)
     return SendFile(path, f"atelier-{job.id}-{index + 1}.png")

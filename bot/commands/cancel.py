@@ -1,12 +1,14 @@
-"""/cancel: the caller's newest job, or a job by id (admins: anyone's)."""
+"""/cancel: the caller's newest job, or a job by id (admins: anyone's; a guild's
+administrators: anyone's in their guild)."""
 
 from __future__ import annotations
 
 from bot.commands.base import Context, Outcome, Reply
-from bot.jobs.models import JobStatus
 from bot.jobs.scheduler import Refused
+from bot.records import JobStatus
 
 _ENDED = {
+    JobStatus.DELIVERING: "finished",
     JobStatus.DONE: "finished",
     JobStatus.FAILED: "failed",
     JobStatus.CANCELLED: "been cancelled",
@@ -27,7 +29,7 @@ async def run(ctx: Context, job_id: str | None = None) -> Outcome:
         if found is None:
             return Reply(f"There is no job {job_id[:40]!r}. /queue lists yours.", error=True)
         job = found
-    if job.user_key != caller.key and not caller.is_admin:
+    if job.user_key != caller.key and not caller.moderates(job.place):
         return Reply("You can only cancel your own jobs.", error=True)
     if job.status.finished:
         return Reply(f"Job {job.id} has already {_ENDED[job.status]}.", error=True)

@@ -24,8 +24,9 @@ from bot.commands import render
 from bot.commands.base import Context, JobAccepted, Outcome, Reply
 from bot.commands.params import PromptParams
 from bot.config import ModelConfig
-from bot.jobs.models import GenerationRequest, Queued, RequestKind
+from bot.jobs.events import Queued
 from bot.jobs.scheduler import Refused
+from bot.records import GenerationRequest, RequestKind
 from bot.validation import (
     SEED_MAX,
     BadInput,
@@ -190,6 +191,7 @@ def build_request(
         strength=strength,
         parent_job=parent[0] if parent else None,
         parent_index=parent[1] if parent else None,
+        model_given=params.model is not None,
     )
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from bot.commands import button_data
 from bot.commands.base import Button
+from bot.jobs.events import Cancelled, Failed, Finished, JobEvent, Progress, Queued, Started
 from bot.jobs.limits import format_wait
-from bot.jobs.models import Cancelled, Failed, Finished, Job, JobEvent, Progress, Queued, Started
+from bot.records import Job
 
 # Telegram's caption limit is 1,024 (counted in UTF-16 units); stay under it.
 CAPTION_LIMIT = 1023

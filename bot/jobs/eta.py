@@ -1,15 +1,17 @@
-"""How long things will take: measured engine speed, the running batch, and ETAs.
+"""How long things will take: measured engine speed, the running batches, and ETAs.
 
 Work is counted in units: one denoising step of one 512×512 picture. The speed is a
-moving average of seconds per unit over finished batches, so ETAs follow the GPU the
-bot actually has; before the first batch a default for the device is used.
+moving average of seconds per unit over finished batches, so ETAs follow the GPUs the
+bot actually has; before the first batch a default for the device is used. With
+several batches running at once (one per replica), waiting work is shared among them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bot.jobs.models import GenerationRequest, Job
+from bot.records import GenerationRequest, Job
 
 UNIT_PIXELS = 512 * 512
 # Seconds per unit before anything was measured: a mid-range GPU, or a CPU.
@@ -51,12 +53,16 @@ class Speed:
             self.seconds_per_unit += SMOOTHING * (sample - self.seconds_per_unit)
 
     def left(self, batch: RunningBatch | None) -> float:
-        """Seconds until the running batch is done (0 when nothing runs)."""
+        """Seconds until a running batch is done (0 when nothing runs)."""
         if batch is None:
             return 0.0
         return batch.work * (1.0 - batch.done_fraction) * self.seconds_per_unit
 
-    def until_done(self, work_ahead: float, job: Job, running: RunningBatch | None) -> float:
-        """Seconds until waiting `job` is done: the running batch, the line ahead, itself."""
+    def until_done(
+        self, work_ahead: float, job: Job, running: Iterable[RunningBatch], capacity: int = 1
+    ) -> float:
+        """Seconds until waiting `job` is done: the running batches, the line ahead, and
+        the job itself, shared among `capacity` engines."""
         units = work_ahead + work_units(job.request)
-        return self.left(running) + units * self.seconds_per_unit
+        busy = sum(self.left(batch) for batch in running)
+        return (busy + units * self.seconds_per_unit) / max(1, capacity)

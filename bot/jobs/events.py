@@ -1,9 +1,11 @@
-"""Job events on their way to the adapters' listeners.
+"""What happens to a job (`JobEvent`), and the hub that hands events to listeners.
 
-Each listener has its own ordered line of events and its own task, so a slow chat
-platform delays neither the scheduler nor the other platform, and a listener that
-raises is logged and skipped. Events of a platform that has no listener yet (the
-scheduler resumes jobs before the adapters connect) are held until one is added.
+Each listener has its own ordered line of events and its own task, so a slow
+listener delays neither the scheduler nor the other platform, and a listener that
+raises is logged and skipped. Listeners are expected to return quickly (the delivery
+layer hands the slow work to a task per job). Events of a platform that has no
+listener yet (the scheduler resumes jobs before the adapters connect) are held until
+one is added.
 """
 
 from __future__ import annotations
@@ -14,10 +16,49 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
-from bot.jobs.models import Job, JobEvent, Progress, Queued
+from bot.records import Job, ResultImage
 
 log = logging.getLogger("atelier.events")
+
+
+@dataclass(frozen=True)
+class Queued:
+    position: int  # 1 = next to run
+    eta_seconds: float | None
+
+
+@dataclass(frozen=True)
+class Started:
+    pass
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: int
+    total: int
+    eta_seconds: float | None
+
+
+@dataclass(frozen=True)
+class Finished:
+    images: list[ResultImage]
+
+
+@dataclass(frozen=True)
+class Failed:
+    message: str  # fit to show the job's owner
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    by_admin: bool = False
+
+
+JobEvent = Queued | Started | Progress | Finished | Failed | Cancelled
+# The events after which nothing more happens to a job.
+ENDINGS = (Finished, Failed, Cancelled)
 
 Listener = Callable[[Job, JobEvent], Awaitable[None]]
 

@@ -11,7 +11,7 @@ import itertools
 from collections import deque
 from collections.abc import Callable, Iterator
 
-from bot.jobs.models import Job
+from bot.records import Job
 
 # Past this many users remembered, forget those not waiting (they would go first anyway).
 _MAX_REMEMBERED_USERS = 10_000
@@ -57,12 +57,13 @@ class FairQueue:
     def push_front(self, job: Job) -> None:
         """Put back a job that must run again: it goes first, before everyone."""
         key = job.user_key
-        if key in self._rotation:
-            self._rotation.remove(key)
-        self._served_at[key] = -next(self._ticks)
         self._queue_for(key).appendleft(job)
         self._by_id[job.id] = job
         self._recount(key)
+        # First in the rotation too, whether or not the user had other jobs waiting.
+        self._served_at[key] = -next(self._ticks)
+        self._rotation.remove(key)
+        self._rotation.insert(0, key)
 
     def remove(self, job_id: str) -> Job | None:
         job = self._by_id.pop(job_id, None)
@@ -118,15 +119,24 @@ class FairQueue:
         fits_with: Callable[[Job, Job], bool],
         size: Callable[[Job], int],
         capacity: int,
+        *,
+        first: Job | None = None,
     ) -> list[Job]:
-        """The next job, plus waiting jobs that `fits_with` it, up to `capacity` in size.
+        """The next job (or `first`, a waiting job chosen by the caller), plus waiting
+        jobs that `fits_with` it, up to `capacity` in size.
 
         Batch-mates are taken in serving order, so each user gets at most their fair
         share of a batch. Empty when nothing waits.
         """
         batch: list[Job] = []
         total = 0
+        if first is not None:
+            assert self._by_id.get(first.id) is first, "`first` must be waiting"
+            batch.append(first)
+            total = size(first)
         for job in self.order():
+            if job is first:
+                continue
             if not batch:
                 batch.append(job)
                 total = size(job)

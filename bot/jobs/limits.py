@@ -167,6 +167,12 @@ def start_of_day(timestamp: float) -> float:
     return dt.datetime.combine(day, dt.time.min).timestamp()
 
 
+def day_bounds(timestamp: float) -> tuple[float, float]:
+    """The local day holding `timestamp`, as [start, end) unix times."""
+    since = start_of_day(timestamp)
+    return since, since + seconds_until_tomorrow(since)
+
+
 def seconds_until_tomorrow(timestamp: float) -> float:
     day = dt.datetime.fromtimestamp(timestamp).date() + dt.timedelta(days=1)
     return dt.datetime.combine(day, dt.time.min).timestamp() - timestamp

@@ -11,7 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import Literal
 
-from bot.jobs.models import GenerationRequest, Job, ResultImage
+from bot.records import GenerationRequest, Job, ResultImage
 from bot.validation import SEED_MAX
 from engine.types import GeneratedImage, ImageSpec
 

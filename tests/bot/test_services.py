@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
 import signal
 import sys
@@ -19,15 +18,28 @@ import pytest
 
 from bot import app
 from bot.config import ConfigError, load_config
-from bot.jobs.models import Finished, JobStatus
+from bot.jobs.events import Finished
+from bot.records import JobStatus
 from bot.services import Services
 from bot.store import Store, StoreError
 from tests.bot.adapters.telegram.fake_bot_api import FakeBotApi
 from tests.bot.jobs.scheduler_harness import ANN, Recorder, request
 
 
-def engine_processes() -> list[multiprocessing.process.BaseProcess]:
-    return [p for p in multiprocessing.active_children() if p.name == "atelier-engine"]
+def engine_processes() -> list[int]:
+    """Pids of this process's children running the engine (`python -m engine`)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue  # ended meanwhile
+        if parent == os.getpid() and command[1:3] == [b"-m", b"engine"]:
+            found.append(int(entry.name))
+    return found
 
 
 async def test_services_start_work_and_close(
@@ -74,7 +86,7 @@ discord = [7]
     store = await Store.open(config.data_dir / "atelier.sqlite3")
     try:
         saved = await store.get_job(job.id)
-        assert saved is not None and saved.status is JobStatus.DONE
+        assert saved is not None and saved.status is JobStatus.DELIVERING
         assert (config.data_dir / saved.images[0].path).is_file()
     finally:
         await store.close()

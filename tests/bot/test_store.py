@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.jobs.limits import start_of_day
-from bot.jobs.models import GenerationRequest, Job, JobStatus, ResultImage
+from bot.jobs.limits import day_bounds, start_of_day
+from bot.records import GenerationRequest, Job, JobStatus, ResultImage
 from bot.store import DB_FILENAME, Store, StoreError, default_migrations, new_job_id
 
 MIGRATIONS = sorted(p.name for p in default_migrations().iterdir() if p.name.endswith(".sql"))
@@ -125,13 +125,15 @@ async def test_jobs_with_status_lists_oldest_first(store: Store) -> None:
     assert await store.jobs_with_status() == []
 
 
-async def test_set_origin_keeps_delivery_details(store: Store) -> None:
+async def test_update_origin_merges_delivery_details(store: Store) -> None:
     saved = job()
+    saved.origin = {"chat_id": 1, "reply_to": 5}
     await store.add_job(saved)
-    await store.set_origin(saved.id, {"chat_id": 1, "message_id": 99, "thread": "x"})
+    await store.update_origin(saved.id, {"message_id": 99, "thread": "x"})
+    await store.update_origin(saved.id, {"reply_to": None, "album": [1, 2]})
     loaded = await store.get_job(saved.id)
     assert loaded is not None
-    assert loaded.origin == {"chat_id": 1, "message_id": 99, "thread": "x"}
+    assert loaded.origin == {"chat_id": 1, "message_id": 99, "thread": "x", "album": [1, 2]}
 
 
 async def test_settings_bans_and_audit_survive_reopening(tmp_path: Path) -> None:
@@ -171,10 +173,12 @@ async def test_images_today_counts_what_was_asked_for_since_midnight(store: Stor
         job("2", count=4, created=time.time()),
     ):
         await store.add_job(each)
-    assert await store.images_today("telegram:1") == 6
-    assert await store.images_today("telegram:2") == 4
-    assert await store.images_today("telegram:3") == 0
-    assert await store.images_today("telegram:1", now=today - 10) == 4
+    since, until = day_bounds(time.time())
+    assert await store.images_today("telegram:1", since=since, until=until) == 6
+    assert await store.images_today("telegram:2", since=since, until=until) == 4
+    assert await store.images_today("telegram:3", since=since, until=until) == 0
+    since, until = day_bounds(today - 10)
+    assert await store.images_today("telegram:1", since=since, until=until) == 4
 
 
 async def test_the_schema_is_migrated_and_tracked_in_user_version(store: Store) -> None:

@@ -3,38 +3,31 @@ Atelier's platform-neutral commands on the other.
 
 Every interaction is acknowledged at once (a "thinking" deferral, well within
 Discord's 3 seconds); the command's outcome then edits that response. Progress and
-results of queued jobs are delivered by `Delivery` from the job's stored origin, so
-they arrive after a restart too.
+results of queued jobs are delivered by the courier through `DiscordSender`, from the
+job's stored origin, so they arrive after a restart too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import logging
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 from discord import app_commands
 
-from bot.adapters.discord.delivery import Delivery
 from bot.adapters.discord.origin import DiscordOrigin
+from bot.adapters.discord.sender import DiscordSender
 from bot.adapters.discord.slash import add_commands
-from bot.adapters.discord.views import ResultButton, result_view
+from bot.adapters.discord.surface import InteractionSurface, answer_privately
+from bot.adapters.discord.views import ResultButton
 from bot.commands import buttons
-from bot.commands.base import (
-    Caller,
-    Context,
-    DeleteResult,
-    JobAccepted,
-    Outcome,
-    Reply,
-    SendFile,
-)
+from bot.commands.base import Caller, Context, Outcome
 from bot.config import ConfigError
+from bot.delivery.outcomes import present
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -43,19 +36,22 @@ log = logging.getLogger("atelier.discord")
 
 PLATFORM = "discord"
 SORRY = "⚠️ Something went wrong on our side; please try again."
-# Discord refuses message content longer than this.
-MAX_CONTENT = 2000
-# interaction.extras key: the deferred response is ephemeral (only the user sees it).
-_PRIVATE = "atelier_private"
+# Seconds between attempts to reach Discord at start: doubling up to the cap.
+CONNECT_BACKOFF_S = (1.0, 60.0)
+_UNREACHABLE = (aiohttp.ClientError, OSError, TimeoutError, discord.DiscordServerError)
 
 
 class AtelierClient(discord.Client):
-    """A plain (unsharded) client that knows its adapter, for the button callbacks."""
+    """A plain (unsharded) client that hands result-button clicks to its adapter."""
 
-    def __init__(self, adapter: DiscordAdapter, **options: Any) -> None:
+    def __init__(
+        self,
+        on_button: Callable[[discord.Interaction[Any], str], Awaitable[None]],
+        **options: Any,
+    ) -> None:
         # Only the guilds intent: nothing privileged, no message content.
         super().__init__(intents=discord.Intents(guilds=True), **options)
-        self.adapter = adapter
+        self.on_result_button = on_button
         self.tree: app_commands.CommandTree[AtelierClient] = app_commands.CommandTree(self)
 
     async def setup_hook(self) -> None:
@@ -69,40 +65,62 @@ class DiscordAdapter:
         *,
         ready_timeout: float = 60.0,
         guild_ready_timeout: float = 2.0,
+        connect_backoff: tuple[float, float] = CONNECT_BACKOFF_S,
+        status_interval: float = 2.0,
     ) -> None:
         self.services = services
         self._ready_timeout = ready_timeout
         # discord.py waits this long after the last GUILD_CREATE before READY.
         self._guild_ready_timeout = guild_ready_timeout
+        self._connect_backoff = connect_backoff
+        self._status_interval = status_interval
         self.client: AtelierClient | None = None
-        self.delivery: Delivery | None = None
         self._gateway: asyncio.Task[None] | None = None
 
     # ---- life ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Log in, register the slash commands and return once the gateway is READY."""
+        """Log in, register the slash commands and return once the gateway is READY.
+
+        Without a network it keeps trying (a box may boot before its network is up);
+        a rejected token is one ConfigError line.
+        """
         settings = self.services.config.discord
         if not settings.token:
             raise ConfigError("[discord] is enabled but no token: set $DISCORD_TOKEN")
-        client = AtelierClient(self, guild_ready_timeout=self._guild_ready_timeout)
+        client = AtelierClient(self.on_button, guild_ready_timeout=self._guild_ready_timeout)
         self.client = client
-        add_commands(client.tree, self)
+        add_commands(client.tree, self.run_command, self.services)
         client.tree.on_error = self._on_command_error
-        self.delivery = Delivery(client, self.services.config.data_dir)
         try:
-            await client.login(settings.token)
-            await self._sync_commands(settings.guild_ids)
-            self.services.scheduler.add_listener(PLATFORM, self.delivery.on_job_event)
+            await self._connect(client, settings.token, settings.guild_ids)
+            self.services.courier.register(
+                PLATFORM, DiscordSender(client), status_interval=self._status_interval
+            )
             self._gateway = asyncio.create_task(client.connect(), name="discord-gateway")
             await self._wait_until_ready(self._gateway)
-        except discord.LoginFailure:
-            await self.stop()
-            raise ConfigError("Discord refused the token: check $DISCORD_TOKEN") from None
         except BaseException:
             await self.stop()
             raise
         log.info("Discord: connected as %s", client.user)
+
+    async def _connect(self, client: AtelierClient, token: str, guild_ids: list[int]) -> None:
+        delay, cap = self._connect_backoff
+        while True:
+            try:
+                await client.login(token)
+                await self._sync_commands(guild_ids)
+                return
+            except discord.LoginFailure:
+                raise ConfigError("Discord rejected the token (401)") from None
+            except _UNREACHABLE as exc:
+                log.warning(
+                    "Discord is unreachable (%s); trying again in %g s",
+                    str(exc) or type(exc).__name__,
+                    delay,
+                )
+            await asyncio.sleep(delay)
+            delay = min(cap, delay * 2)
 
     async def _wait_until_ready(self, gateway: asyncio.Task[None]) -> None:
         assert self.client is not None
@@ -116,7 +134,12 @@ class DiscordAdapter:
         error = gateway.exception() if gateway in done else None
         if error is not None:
             raise error
-        raise TimeoutError(f"Discord gateway not ready within {self._ready_timeout:g} s")
+        # discord.py keeps connecting (with its own backoff); commands work once it is.
+        log.warning("Discord: gateway not ready after %g s; still connecting", self._ready_timeout)
+
+    async def stop_listening(self) -> None:
+        """Interactions keep coming until the gateway closes; new jobs are refused by
+        the queue while it drains, with a message saying so."""
 
     async def stop(self) -> None:
         if self.client is not None:
@@ -144,7 +167,6 @@ class DiscordAdapter:
         self,
         interaction: discord.Interaction[Any],
         command: Callable[[Context], Awaitable[Outcome]],
-        *,
         private: bool = False,
     ) -> None:
         """Acknowledge, run a command with the caller's context, show its outcome.
@@ -154,86 +176,40 @@ class DiscordAdapter:
         """
         origin = await self._acknowledge(interaction, private=private)
         ctx = Context(self.services, self._caller(interaction), origin.to_dict())
-        await self._show(interaction, origin, await command(ctx))
+        outcome = await command(ctx)
+        await present(outcome, InteractionSurface(interaction, private), self.services.courier)
 
     async def on_button(self, interaction: discord.Interaction[Any], custom_id: str) -> None:
-        """A result button: its job's new picture arrives as a new message."""
+        """A result button: its new picture replaces the click's own (public) response,
+        a new message under the old one."""
         try:
-            origin = await self._acknowledge(interaction, private=True, result_as_followup=True)
-            ctx = Context(self.services, self._caller(interaction), origin.to_dict())
-            await self._show(interaction, origin, await buttons.run(ctx, custom_id))
+            await self.run_command(interaction, lambda ctx: buttons.run(ctx, custom_id))
         except Exception:
             log.exception("Discord: button %s failed", custom_id)
-            await self._answer_privately(interaction, SORRY)
+            await answer_privately(interaction, SORRY)
 
     async def _acknowledge(
-        self,
-        interaction: discord.Interaction[Any],
-        *,
-        private: bool,
-        result_as_followup: bool = False,
+        self, interaction: discord.Interaction[Any], *, private: bool
     ) -> DiscordOrigin:
         # First thing, before any slow work: Discord drops interactions unanswered
         # for 3 seconds.
         response = await interaction.response.defer(thinking=True, ephemeral=private)
-        interaction.extras[_PRIVATE] = private
         response_id = response.message_id if response is not None else None
         if response_id is None:
             response_id = (await interaction.original_response()).id
-        return DiscordOrigin.from_interaction(
-            interaction, response_id, result_as_followup=result_as_followup
-        )
+        return DiscordOrigin.from_interaction(interaction, response_id)
 
     def _caller(self, interaction: discord.Interaction[Any]) -> Caller:
         user = interaction.user
-        return Caller(PLATFORM, str(user.id), user.display_name, self._is_admin(interaction))
-
-    def _is_admin(self, interaction: discord.Interaction[Any]) -> bool:
-        if self.services.is_admin(PLATFORM, str(interaction.user.id)):
-            return True
-        # Discord resolves the member's permissions in this guild for us.
-        return (
-            self.services.config.admins.discord_guild_administrators
-            and interaction.guild_id is not None
-            and interaction.permissions.administrator
+        guild_id = interaction.guild_id
+        return self.services.caller(
+            PLATFORM,
+            user.id,
+            user.display_name,
+            place=f"discord:guild:{guild_id}" if guild_id is not None else None,
+            # Discord resolves the member's permissions in this guild for us.
+            guild_admin=guild_id is not None and interaction.permissions.administrator,
         )
-
-    async def _show(
-        self, interaction: discord.Interaction[Any], origin: DiscordOrigin, outcome: Outcome
-    ) -> None:
-        assert self.delivery is not None
-        match outcome:
-            case JobAccepted(job=job, text=text):
-                await self.delivery.show_status(job, origin, text)
-            case Reply(error=True, text=text):
-                await self._answer_privately(interaction, text)
-            case Reply(text=text, buttons=rows):
-                view = result_view(rows) if rows else discord.utils.MISSING
-                await interaction.edit_original_response(content=_fit(text), view=view)
-            case SendFile(path=path, filename=filename):
-                data = await asyncio.to_thread(Path(path).read_bytes)
-                file = discord.File(io.BytesIO(data), filename=filename)
-                await interaction.edit_original_response(content=None, attachments=[file])
-            case DeleteResult():
-                if interaction.message is not None:
-                    await interaction.message.delete()
-                await interaction.delete_original_response()
-
-    async def _answer_privately(self, interaction: discord.Interaction[Any], text: str) -> None:
-        """One short message only the user sees, whatever the deferral was."""
-        text = _fit(text)
-        try:
-            if not interaction.response.is_done():
-                await interaction.response.send_message(text, ephemeral=True)
-            elif interaction.extras.get(_PRIVATE):
-                await interaction.edit_original_response(content=text)
-            else:
-                # The first followup after a public deferral would replace the public
-                # "thinking" message (and stay public): remove that message first.
-                await interaction.delete_original_response()
-                await interaction.followup.send(text, ephemeral=True)
-        except discord.HTTPException as exc:
-            log.warning("Discord: could not answer interaction %s: %s", interaction.id, exc)
 
     async def _on_command_error(
         self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
@@ -241,12 +217,8 @@ class DiscordAdapter:
         name = interaction.command.qualified_name if interaction.command else "?"
         if isinstance(error, app_commands.TransformerError | app_commands.CheckFailure):
             log.info("Discord: /%s refused input: %s", name, error)
-            await self._answer_privately(interaction, f"⚠️ {error}")
+            await answer_privately(interaction, f"⚠️ {error}")
             return
         log.error("Discord: /%s failed", name, exc_info=error)
         if interaction.type is not discord.InteractionType.autocomplete:
-            await self._answer_privately(interaction, SORRY)
-
-
-def _fit(text: str) -> str:
-    return text if len(text) <= MAX_CONTENT else text[: MAX_CONTENT - 1] + "…"
+            await answer_privately(interaction, SORRY)

@@ -30,16 +30,12 @@ class DiscordOrigin:
     response_id: int | None  # the deferred response message, edited with status
     upload_limit: int  # bytes per message, as Discord reported for the interaction
     nsfw_channel: bool
-    # Button clicks answer privately, so their results are posted as a new message.
-    result_as_followup: bool = False
 
     @classmethod
     def from_interaction(
         cls,
         interaction: discord.Interaction[Any],
         response_id: int | None,
-        *,
-        result_as_followup: bool = False,
     ) -> DiscordOrigin:
         # Guild channels and threads know whether they are NSFW; DMs do not.
         is_nsfw = getattr(interaction.channel, "is_nsfw", None)
@@ -53,7 +49,6 @@ class DiscordOrigin:
             response_id=response_id,
             upload_limit=interaction.filesize_limit,
             nsfw_channel=bool(is_nsfw is not None and is_nsfw()),
-            result_as_followup=result_as_followup,
         )
 
     @classmethod

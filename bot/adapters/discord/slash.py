@@ -21,8 +21,8 @@ from bot.validation import CFG_RANGE, COUNT_RANGE, SEED_MAX, STRENGTH_RANGE
 from engine.samplers import SAMPLER_NAMES
 
 if TYPE_CHECKING:
-    from bot.adapters.discord.adapter import DiscordAdapter
     from bot.avatar import AvatarStep
+    from bot.services import Services
 
 # Discord shows at most 25 choices or suggestions for an option.
 MAX_CHOICES = 25
@@ -36,10 +36,17 @@ Strength = app_commands.Range[float, STRENGTH_RANGE[0], STRENGTH_RANGE[1]]
 Aspect = Literal["1:1", "3:2", "2:3", "4:3", "3:4", "16:9", "9:16"]
 
 Command = Callable[[Context], Awaitable[Outcome]]
+# Acknowledges the interaction, runs the command, shows its outcome (privately or not).
+RunCommand = Callable[[discord.Interaction[Any], Command, bool], Awaitable[None]]
 
 
-def add_commands(tree: app_commands.CommandTree[Any], adapter: DiscordAdapter) -> None:
-    services = adapter.services
+def add_commands(
+    tree: app_commands.CommandTree[Any], run_command: RunCommand, services: Services
+) -> None:
+    async def run(
+        interaction: discord.Interaction[Any], command: Command, *, private: bool = False
+    ) -> None:
+        await run_command(interaction, command, private)
 
     async def model_suggestions(
         interaction: discord.Interaction[Any], current: str
@@ -93,7 +100,7 @@ def add_commands(tree: app_commands.CommandTree[Any], adapter: DiscordAdapter) -
             )
             return await imagine.run(ctx, prompt, options)
 
-        await adapter.run_command(interaction, command)
+        await run(interaction, command)
 
     @tree.command(name="vary", description="Paint a variation of a picture you attach")
     @app_commands.describe(
@@ -108,52 +115,48 @@ def add_commands(tree: app_commands.CommandTree[Any], adapter: DiscordAdapter) -
         strength: Strength | None = None,
     ) -> None:
         source = ImageInput(image.filename, image.size, image.content_type, image.read)
-        await adapter.run_command(
-            interaction, lambda ctx: vary.run(ctx, source, prompt or "", strength)
-        )
+        await run(interaction, lambda ctx: vary.run(ctx, source, prompt or "", strength))
 
-    tree.add_command(_avatar_command(adapter, services.presets.steps))
+    tree.add_command(_avatar_command(run_command, services.presets.steps))
 
     @tree.command(name="queue", description="Where your pictures are in the queue")
     async def queue_command(interaction: discord.Interaction[Any]) -> None:
-        await adapter.run_command(interaction, queue.run, private=True)
+        await run(interaction, queue.run, private=True)
 
     @tree.command(name="cancel", description="Stop your newest job, or one by its id")
     @app_commands.describe(job="The job id (from /queue); your newest job if empty")
     async def cancel_command(interaction: discord.Interaction[Any], job: str | None = None) -> None:
-        await adapter.run_command(interaction, lambda ctx: cancel.run(ctx, job), private=True)
+        await run(interaction, lambda ctx: cancel.run(ctx, job), private=True)
 
     @tree.command(name="help", description="How to use Atelier")
     async def help_command(interaction: discord.Interaction[Any]) -> None:
-        await adapter.run_command(interaction, usage.run, private=True)
+        await run(interaction, usage.run, private=True)
 
     @tree.command(name="model", description="List the models; admins: switch to another")
     @app_commands.describe(name="The model to switch to (admins only)")
     @app_commands.autocomplete(name=model_suggestions)
     async def model_command(interaction: discord.Interaction[Any], name: str | None = None) -> None:
-        await adapter.run_command(interaction, lambda ctx: model.run(ctx, name))
+        await run(interaction, lambda ctx: model.run(ctx, name))
 
     @tree.command(name="ban", description="Admins: refuse a user's commands")
     @app_commands.describe(user="A user id (or telegram:ID)", reason="Why (kept in the log)")
     async def ban_command(
         interaction: discord.Interaction[Any], user: str, reason: str | None = None
     ) -> None:
-        await adapter.run_command(
-            interaction, lambda ctx: admin.ban(ctx, user, reason or ""), private=True
-        )
+        await run(interaction, lambda ctx: admin.ban(ctx, user, reason or ""), private=True)
 
     @tree.command(name="unban", description="Admins: accept a banned user's commands again")
     @app_commands.describe(user="A user id (or telegram:ID)")
     async def unban_command(interaction: discord.Interaction[Any], user: str) -> None:
-        await adapter.run_command(interaction, lambda ctx: admin.unban(ctx, user), private=True)
+        await run(interaction, lambda ctx: admin.unban(ctx, user), private=True)
 
 
-def _avatar_command(adapter: DiscordAdapter, steps: list[AvatarStep]) -> app_commands.Command:
+def _avatar_command(run_command: RunCommand, steps: list[AvatarStep]) -> app_commands.Command:
     """/avatar with one option per preset step, so admins' extra steps appear too."""
 
     async def avatar(interaction: discord.Interaction[Any], **choices: str | None) -> None:
         picked = {key: value for key, value in choices.items() if value is not None}
-        await adapter.run_command(interaction, lambda ctx: avatar_command.run(ctx, picked))
+        await run_command(interaction, lambda ctx: avatar_command.run(ctx, picked), False)
 
     # The options come from data, so the callback's signature is built from it.
     avatar.__signature__ = inspect.Signature(  # type: ignore[attr-defined]

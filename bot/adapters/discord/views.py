@@ -5,15 +5,18 @@ custom_id, so a click still works after the bot restarts.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, cast
 
 import discord
 
 from bot.commands import button_data
 from bot.commands.base import Button
 
-if TYPE_CHECKING:
-    from bot.adapters.discord.adapter import AtelierClient
+
+class _HandlesButtons(Protocol):
+    on_result_button: Callable[[discord.Interaction[Any], str], Awaitable[None]]
+
 
 # Discord shows at most 5 rows of 5 buttons on a message.
 MAX_ROWS = 5
@@ -39,8 +42,9 @@ class ResultButton(
         label = item.label if isinstance(item, discord.ui.Button) else None
         return cls(match.string, label or "")
 
-    async def callback(self, interaction: discord.Interaction[AtelierClient]) -> None:
-        await interaction.client.adapter.on_button(interaction, self.custom_id)
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        client = cast(_HandlesButtons, interaction.client)
+        await client.on_result_button(interaction, self.custom_id)
 
 
 def result_view(rows: list[list[Button]]) -> discord.ui.View:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from telegram import BotCommand, CallbackQuery, Message, Update
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -25,7 +25,6 @@ from telegram.ext import (
 )
 
 from bot.adapters.telegram import wizard
-from bot.adapters.telegram.delivery import JobDelivery
 from bot.adapters.telegram.media import (
     addressed_to,
     command_text,
@@ -36,17 +35,13 @@ from bot.adapters.telegram.media import (
     replying_to,
 )
 from bot.adapters.telegram.retry import RetryingLimiter
+from bot.adapters.telegram.sender import TelegramSender
+from bot.adapters.telegram.surface import ChatSurface
 from bot.commands import admin, avatar, buttons, cancel, imagine, model, queue, vary
 from bot.commands import help as help_command
-from bot.commands.base import (
-    Caller,
-    Context,
-    DeleteResult,
-    JobAccepted,
-    Outcome,
-    Reply,
-    SendFile,
-)
+from bot.commands.base import Caller, Context, Outcome, Reply
+from bot.config import ConfigError
+from bot.delivery.outcomes import present
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -69,6 +64,8 @@ COMMAND_MENU = [
 ]
 SOMETHING_WENT_WRONG = "⚠️ Something went wrong there. Please try again."
 TOO_BIG_FOR_TELEGRAM = "That file is over 20 MB, more than Telegram lets bots download."
+# Seconds between attempts to reach Telegram at start: doubling up to the cap.
+CONNECT_BACKOFF_S = (1.0, 60.0)
 _VARY_CAPTION = filters.CaptionRegex(r"^/vary(@\w+)?(\s|$)")
 
 
@@ -80,6 +77,7 @@ class TelegramAdapter:
         poll_timeout: int = 10,  # seconds; the Bot API takes whole seconds
         status_interval: float = 3.0,
         action_interval: float = 4.5,
+        connect_backoff: tuple[float, float] = CONNECT_BACKOFF_S,
     ) -> None:
         self.services = services
         self.poll_timeout = poll_timeout
@@ -94,20 +92,21 @@ class TelegramAdapter:
             .concurrent_updates(16)
             .build()
         )
-        self.delivery = JobDelivery(
-            self.app.bot,
-            services,
-            status_interval=status_interval,
-            action_interval=action_interval,
+        self.status_interval = status_interval
+        self.connect_backoff = connect_backoff
+        self.sender = TelegramSender(
+            self.app.bot, services.scheduler.update_origin, action_interval=action_interval
         )
         self._add_handlers()
 
     async def start(self) -> None:
-        """Connect and start polling; returns once Telegram answered. Runs in this loop."""
+        """Connect and start polling; returns once Telegram answered. Runs in this loop.
+
+        Without a network it keeps trying (a box may boot before its network is up);
+        a rejected token is one ConfigError line, without the token.
+        """
         try:
-            await self.app.initialize()  # getMe: the username makes /imagine@Bot work in groups
-            commands = [BotCommand(name, text) for name, text in COMMAND_MENU]
-            await self.app.bot.set_my_commands(commands)
+            await self._connect()
             await self.app.start()
             assert self.app.updater is not None
             await self.app.updater.start_polling(
@@ -117,16 +116,36 @@ class TelegramAdapter:
             await self.stop()
             raise
         # Last: events held for jobs resumed after a restart start flowing now.
-        self.services.scheduler.add_listener(PLATFORM, self.delivery.on_event)
+        self.services.courier.register(PLATFORM, self.sender, status_interval=self.status_interval)
         log.info("Telegram adapter started as @%s", self.app.bot.username)
 
-    async def stop(self) -> None:
-        assert self.app.updater is not None
-        if self.app.updater.running:
+    async def _connect(self) -> None:
+        delay, cap = self.connect_backoff
+        while True:
+            try:
+                await self.app.initialize()  # getMe: the username makes /imagine@Bot work
+                await self.app.bot.set_my_commands(
+                    [BotCommand(name, text) for name, text in COMMAND_MENU]
+                )
+                return
+            except InvalidToken as exc:
+                raise ConfigError(f"Telegram rejected the token ({_status_of(exc)})") from None
+            except NetworkError as exc:
+                log.warning("Telegram is unreachable (%s); trying again in %g s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(cap, delay * 2)
+
+    async def stop_listening(self) -> None:
+        """No new commands from now on; those not fetched wait on Telegram's side for
+        the next start. Deliveries still go out."""
+        if self.app.updater is not None and self.app.updater.running:
             await self.app.updater.stop()
+
+    async def stop(self) -> None:
+        await self.stop_listening()
         if self.app.running:
             await self.app.stop()
-        await self.delivery.close()
+        self.sender.close()
         await self.app.shutdown()
 
     def _add_handlers(self) -> None:
@@ -166,7 +185,7 @@ class TelegramAdapter:
         async def handle(update: Update, context: CallbackContext) -> None:
             message, ctx = self._message_context(update)
             outcome = await run(ctx, command_text(message))
-            await self._answer(outcome, message.chat_id, message.message_id)
+            await self._answer(outcome, update, message.message_id)
 
         return handle
 
@@ -180,7 +199,7 @@ class TelegramAdapter:
             outcome: Outcome = Reply(TOO_BIG_FOR_TELEGRAM, error=True)
         else:
             outcome = await vary.run(ctx, image, command_text(message))
-        await self._answer(outcome, message.chat_id, message.message_id)
+        await self._answer(outcome, update, message.message_id)
 
     async def _on_avatar(self, update: Update, context: CallbackContext) -> None:
         message, _ = self._message_context(update)
@@ -222,7 +241,7 @@ class TelegramAdapter:
             summary = wizard.summary_text(steps, click.path)
             await edit(summary, chat_id=chat_id, message_id=message_id)
             outcome = await avatar.run(ctx, wizard.choices_of(steps, click.path))
-            await self._answer(outcome, chat_id, message_id)
+            await self._answer(outcome, update, message_id)
 
     async def _on_button(self, update: Update, context: CallbackContext) -> None:
         query, ctx = self._query_context(update)
@@ -232,39 +251,24 @@ class TelegramAdapter:
             await query.answer(fit(outcome.text, 200), show_alert=True)
             return
         await query.answer()
-        await self._answer(outcome, ctx.origin["chat_id"], ctx.origin["reply_to"])
+        await self._answer(outcome, update, ctx.origin["reply_to"])
 
     # ---- outcomes ---------------------------------------------------------------------
 
-    async def _answer(self, outcome: Outcome, chat_id: int, reply_to: int) -> None:
-        """Render a command's outcome in the chat, as a reply to message `reply_to`."""
-        bot = self.app.bot
-        if isinstance(outcome, Reply):
-            await bot.send_message(
-                chat_id,
-                fit(outcome.text),
-                reply_markup=keyboard(outcome.buttons),
-                reply_parameters=replying_to(reply_to),
-            )
-        elif isinstance(outcome, JobAccepted):
-            await self.delivery.accepted(outcome.job, outcome.text, chat_id, reply_to)
-        elif isinstance(outcome, SendFile):
-            data = await asyncio.to_thread(outcome.path.read_bytes)
-            await bot.send_document(
-                chat_id, data, filename=outcome.filename, reply_parameters=replying_to(reply_to)
-            )
-        elif isinstance(outcome, DeleteResult):
-            await self._delete_result(outcome.job_id, chat_id, reply_to)
-
-    async def _delete_result(self, job_id: str, chat_id: int, button_message_id: int) -> None:
-        job = await self.services.store.get_job(job_id)
-        message_ids = set(job.origin.get("result_message_ids", [])) if job else set()
-        message_ids.add(button_message_id)
-        for message_id in sorted(message_ids):
-            try:
-                await self.app.bot.delete_message(chat_id, message_id)
-            except BadRequest as exc:
-                log.info("result message %s not deleted: %s", message_id, exc.message)
+    async def _answer(self, outcome: Outcome, update: Update, reply_to: int | None) -> None:
+        """Show a command's outcome in the chat of `update`, as a reply to `reply_to`."""
+        chat = update.effective_chat
+        user = update.effective_user
+        assert chat is not None and user is not None
+        surface = ChatSurface(
+            self.app.bot,
+            self.services.store,
+            chat.id,
+            reply_to,
+            user.id,
+            private_chat=chat.type == chat.PRIVATE,
+        )
+        await present(outcome, surface, self.services.courier)
 
     async def _drop_keyboard(self, chat_id: int, message_id: int) -> None:
         try:
@@ -277,13 +281,7 @@ class TelegramAdapter:
     def _caller(self, update: Update) -> Caller:
         user = update.effective_user
         assert user is not None
-        user_id = str(user.id)
-        return Caller(
-            platform=PLATFORM,
-            user_id=user_id,
-            name=user.full_name,
-            is_admin=self.services.is_admin(PLATFORM, user_id),
-        )
+        return self.services.caller(PLATFORM, user.id, user.full_name)
 
     def _message_context(self, update: Update) -> tuple[Message, Context]:
         message = update.effective_message
@@ -315,6 +313,13 @@ class TelegramAdapter:
     @staticmethod
     def _on_polling_error(error: Any) -> None:
         log.warning("Telegram polling failed: %s", error)
+
+
+def _status_of(exc: InvalidToken) -> str:
+    """401 or 404, from the answer behind python-telegram-bot's message (which quotes
+    the token, so it is never shown)."""
+    answer = str(exc.__cause__ or "")
+    return "404" if "not found" in answer.lower() else "401"
 
 
 def _first_word(text: str) -> str | None:

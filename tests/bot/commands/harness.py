@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from bot.commands.base import Caller, Context, ImageInput, JobAccepted
-from bot.jobs.models import Job, JobStatus
+from bot.records import Job, JobStatus
 from bot.services import Services
 
 ADMIN_ID = "900"

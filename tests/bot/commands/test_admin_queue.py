@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.commands import admin, cancel, help, imagine, model, queue
 from bot.commands.base import JobAccepted, Reply
-from bot.jobs.models import JobStatus
+from bot.records import JobStatus
 
 from .harness import ADMIN_ID, Harness
 

@@ -6,7 +6,6 @@ from PIL import Image
 
 from bot.commands import avatar, model
 from bot.commands.base import JobAccepted, Reply
-from bot.jobs.models import JobStatus
 
 from .harness import Harness
 
@@ -34,7 +33,7 @@ async def test_avatar_paints_over_the_template(harness: Harness) -> None:
     with Image.open(template) as picture:
         assert picture.size == (64, 64)
     job = await harness.finished(outcome.job.id)
-    assert job.status == JobStatus.DONE, job.error
+    assert job.status.painted, job.error
     assert (harness.services.config.data_dir / job.images[0].path).is_file()
 
 

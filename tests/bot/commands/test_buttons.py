@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 
 import pytest
 from PIL import Image
 
 from bot.commands import buttons, imagine
 from bot.commands.base import Context, DeleteResult, JobAccepted, Reply, SendFile
-from bot.jobs.models import Job, JobStatus
+from bot.records import Job, JobStatus
 from bot.store import new_job_id
 
 from .harness import Harness
@@ -19,7 +21,7 @@ async def finished_job(harness: Harness, ctx: Context, text: str) -> Job:
     outcome = await imagine.run(ctx, text)
     assert isinstance(outcome, JobAccepted), outcome
     job = await harness.finished(outcome.job.id)
-    assert job.status == JobStatus.DONE, job.error
+    assert job.status.painted, job.error
     return job
 
 
@@ -57,7 +59,7 @@ async def test_vary_and_upscale_start_from_the_result(harness: Harness) -> None:
     assert (request.width, request.height) == (256, 128)
     assert request.seed == job.images[0].seed
     done = await harness.finished(upscaled.job.id)
-    assert done.status == JobStatus.DONE, done.error
+    assert done.status.painted, done.error
     with Image.open(harness.services.config.data_dir / done.images[0].path) as picture:
         assert picture.size == (256, 128)
 
@@ -150,10 +152,21 @@ async def test_index_past_the_pictures_is_refused(harness: Harness) -> None:
     assert [j.id for j in await harness.jobs_of(ctx)] == [job.id]
 
 
-async def test_removed_picture_is_a_clear_refusal(harness: Harness) -> None:
+async def test_an_expired_picture_is_a_clear_refusal_and_queues_nothing(harness: Harness) -> None:
     ctx = harness.user()
     job = await finished_job(harness, ctx, "a boat --steps 1")
-    (harness.services.config.data_dir / job.images[0].path).unlink()
+    other = await finished_job(harness, ctx, "a kite --steps 1")
+    path = harness.services.config.data_dir / job.images[0].path
+    month_ago = time.time() - 31 * 86400
+    os.utime(path, (month_ago, month_ago))
+    assert harness.services.retention is not None
+    assert await harness.services.retention.prune_now() == 1
+    assert not path.exists()
+    assert (harness.services.config.data_dir / other.images[0].path).exists()
+
     for action in ("vary", "upscale", "png"):
         outcome = await buttons.run(ctx, buttons.encode(action, job.id, 0))
-        assert outcome == Reply("That picture has been removed from the server.", error=True)
+        assert outcome == Reply(
+            "This picture has expired (pictures are kept for 30 days).", error=True
+        )
+    assert len(await harness.jobs_of(ctx)) == 2

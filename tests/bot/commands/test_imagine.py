@@ -8,7 +8,6 @@ from PIL import Image
 from bot.commands import imagine
 from bot.commands.base import JobAccepted, Reply
 from bot.commands.imagine import ImagineOptions
-from bot.jobs.models import JobStatus
 
 from .harness import Harness
 
@@ -26,7 +25,7 @@ async def test_prompt_with_inline_options_paints_a_png(harness: Harness) -> None
     assert (request.seed, request.steps, request.cfg, request.count) == (7, 3, 5.5, 2)
     assert (request.sampler, request.width, request.height) == ("Euler", 128, 64)
     job = await harness.finished(outcome.job.id)
-    assert job.status == JobStatus.DONE, job.error
+    assert job.status.painted, job.error
     assert [image.seed for image in job.images] == [7, 8]
     path = harness.services.config.data_dir / job.images[0].path
     with Image.open(path) as picture:

@@ -6,18 +6,8 @@ import pytest
 
 from bot.commands import buttons, render
 from bot.commands.button_data import MAX_BYTES, ButtonData, decode
-from bot.jobs.models import (
-    Cancelled,
-    Failed,
-    Finished,
-    GenerationRequest,
-    Job,
-    JobStatus,
-    Progress,
-    Queued,
-    ResultImage,
-    Started,
-)
+from bot.jobs.events import Cancelled, Failed, Finished, Progress, Queued, Started
+from bot.records import GenerationRequest, Job, JobStatus, ResultImage
 from bot.store import new_job_id
 
 

@@ -9,7 +9,6 @@ from PIL import Image
 
 from bot.commands import vary
 from bot.commands.base import ImageInput, JobAccepted, Reply
-from bot.jobs.models import JobStatus
 
 from .harness import Harness, Upload, png_bytes
 
@@ -31,7 +30,7 @@ async def test_vary_paints_from_the_picture(harness: Harness) -> None:
     with Image.open(saved) as picture:
         assert (picture.format, picture.mode, picture.size) == ("PNG", "RGB", (96, 64))
     job = await harness.finished(outcome.job.id)
-    assert job.status == JobStatus.DONE, job.error
+    assert job.status.painted, job.error
     with Image.open(harness.services.config.data_dir / job.images[0].path) as result:
         assert result.size == (request.width, request.height)
         assert result.text["parameters"].startswith("a red fox\n")

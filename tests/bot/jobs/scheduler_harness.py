@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bot.commands.base import Caller
 from bot.config import (
     Config,
     EngineConfig,
@@ -18,18 +17,10 @@ from bot.config import (
     SafetyConfig,
     StorageConfig,
 )
+from bot.jobs.events import Cancelled, Failed, Finished, JobEvent, Progress, Started
 from bot.jobs.limits import Limits
-from bot.jobs.models import (
-    Cancelled,
-    Failed,
-    Finished,
-    GenerationRequest,
-    Job,
-    JobEvent,
-    Progress,
-    Started,
-)
 from bot.jobs.scheduler import Scheduler
+from bot.records import Caller, GenerationRequest, Job
 from bot.store import Store
 from engine.client import EngineClient
 

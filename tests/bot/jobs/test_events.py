@@ -2,8 +2,17 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.jobs.events import PROGRESS_INTERVAL, QUEUED_INTERVAL, EventHub
-from bot.jobs.models import Finished, Job, JobEvent, Progress, Queued, Started
+from bot.jobs.events import (
+    PROGRESS_INTERVAL,
+    QUEUED_INTERVAL,
+    EventHub,
+    Finished,
+    JobEvent,
+    Progress,
+    Queued,
+    Started,
+)
+from bot.records import Job
 from tests.bot.jobs.scheduler_harness import Recorder, request
 
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from bot.jobs.fair_queue import FairQueue
-from bot.jobs.models import GenerationRequest, Job
+from bot.records import GenerationRequest, Job
 
 
 def job(user: str, name: str, *, steps: int = 2, count: int = 1) -> Job:

@@ -20,17 +20,10 @@ from PIL import Image
 from tiny_model import build_tiny_safety_checker
 
 from bot.config import LimitsConfig
+from bot.jobs.events import Cancelled, Failed, Finished, Progress, Queued, Started
 from bot.jobs.limits import BUSY_MESSAGE, Limits, seconds_until_tomorrow
-from bot.jobs.models import (
-    Cancelled,
-    Failed,
-    Finished,
-    JobStatus,
-    Progress,
-    Queued,
-    Started,
-)
 from bot.jobs.scheduler import BLOCKED, CRASHED_TWICE, INPUT_MISSING, STOPPED_TWICE, Refused
+from bot.records import JobStatus
 from engine.client import EngineClient
 from tests.bot.jobs.scheduler_harness import (
     ADMIN,
@@ -103,7 +96,7 @@ async def test_a_job_is_queued_painted_saved_and_delivered(bot: Bot) -> None:
     assert bot.store is not None
     saved = await bot.store.get_job(job.id)
     assert saved is not None
-    assert saved.status is JobStatus.DONE and saved.attempts == 1
+    assert saved.status is JobStatus.DELIVERING and saved.attempts == 1
     assert saved.images == finished.images
     assert saved.origin == {"chat_id": 5}
     assert scheduler.position(job.id) is None
@@ -321,7 +314,7 @@ async def test_restart_mid_queue_finishes_every_job_exactly_once(bot: Bot) -> No
         assert bot.recorder.count(job.id, Finished) == 1
         assert bot.recorder.count(job.id, Failed) == 0
     assert bot.store is not None
-    done = await bot.store.jobs_with_status(JobStatus.DONE)
+    done = await bot.store.jobs_with_status(JobStatus.DELIVERING)
     assert {j.id for j in done} == {j.id for j in jobs}
     assert all(j.attempts == 1 for j in done)
 
@@ -345,7 +338,7 @@ async def test_a_job_left_running_is_retried_once_then_failed(bot: Bot) -> None:
     assert saved is not None and saved.status is JobStatus.FAILED
     assert saved.error == STOPPED_TWICE and saved.origin == {"chat_id": 2}
     saved = await bot.store.get_job(once.id)
-    assert saved is not None and saved.status is JobStatus.DONE and saved.attempts == 2
+    assert saved is not None and saved.status is JobStatus.DELIVERING and saved.attempts == 2
 
 
 async def test_engine_killed_mid_job_is_retried_once_and_the_queue_goes_on(
@@ -393,7 +386,7 @@ async def test_model_switch_persists_across_a_restart(bot: Bot) -> None:
     # A job for the current model and one naming another: same settings, but two
     # engine calls, one per model.
     current = await scheduler.submit(ANN, request(model=""), {})
-    other = await scheduler.submit(BOB, request(model="tiny"), {})
+    other = await scheduler.submit(BOB, request(model="tiny", model_given=True), {})
     await bot.recorder.until_ended(current.id, other.id)
     finished = bot.recorder.ending(current.id)
     assert isinstance(finished, Finished) and "Model: tiny2" in finished.images[0].parameters
@@ -475,7 +468,7 @@ async def test_events_wait_for_a_listener_added_later(bot: Bot) -> None:
     await bot.close()
     # Restarted, with the adapters connecting only after the queue resumed.
     scheduler = await bot.open(listen=False)
-    await scheduler.set_origin(job.id, {"chat_id": 77})
+    await scheduler.update_origin(job.id, {"chat_id": 77})
     late = Recorder()
     scheduler.add_listener("telegram", late)
     await late.until_ended(job.id)
@@ -519,7 +512,7 @@ async def test_flagged_pictures_are_blocked_or_hidden_behind_a_spoiler(
             finished = bot.recorder.ending(job.id)
             assert isinstance(finished, Finished) and len(finished.images) == 2
             assert all(image.flagged for image in finished.images)
-            assert saved.status is JobStatus.DONE and saved.images == finished.images
+            assert saved.status is JobStatus.DELIVERING and saved.images == finished.images
             assert all((config.data_dir / image.path).is_file() for image in saved.images)
     finally:
         await bot.close()

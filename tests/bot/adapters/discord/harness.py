@@ -13,7 +13,7 @@ from PIL import Image
 
 from bot.adapters.discord import DiscordAdapter
 from bot.config import Config, load_config
-from bot.jobs.models import JobStatus
+from bot.records import JobStatus
 from bot.services import Services
 
 from .fake_discord import EPHEMERAL, FakeDiscord, FakeInteraction, FakeMessage, FakeUser
@@ -52,6 +52,11 @@ class RunningBot:
         await self.adapter.start()
 
     async def stop(self) -> None:
+        """In the order `python -m bot run` stops (see bot/app.py)."""
+        if self.adapter is not None:
+            await self.adapter.stop_listening()
+        if self.services is not None:
+            await self.services.drain()
         if self.adapter is not None:
             await self.adapter.stop()
         if self.services is not None:

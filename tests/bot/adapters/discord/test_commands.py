@@ -229,9 +229,27 @@ async def test_model_switch_is_for_admins_only(bot: RunningBot, fake: FakeDiscor
     message = await bot.result(interaction)
     assert "Model: tiny2" in png_parameters(message.files[0].data)
 
-    # A member with Discord's Administrator permission counts as an admin too.
-    back = await fake.wait_reply(await fake.slash("model", bot.users.boss, name="tiny"))
+    # A server's Administrator moderates that server only: the model is everyone's.
+    refused = await bot.private_reply(await fake.slash("model", bot.users.boss, name="tiny"))
+    assert "Only admins" in refused.content and scheduler.current_model == "tiny2"
+    back = await fake.wait_reply(await fake.slash("model", bot.users.root, name="tiny"))
     assert "Switched to tiny" in back.content and scheduler.current_model == "tiny"
+
+
+async def test_a_server_administrator_moderates_jobs_of_that_server(
+    bot: RunningBot, fake: FakeDiscord
+) -> None:
+    assert bot.services is not None
+    await bot.services.scheduler.stop()  # the job waits, so it can be cancelled
+    try:
+        await fake.wait_reply(await fake.slash("imagine", bot.users.alice, prompt="a secret"))
+        overview = await bot.private_reply(await fake.slash("queue", bot.users.boss))
+        assert "this server" in overview.content and "a secret" in overview.content
+        (job,) = bot.services.scheduler.jobs_of(f"discord:{bot.users.alice.id}")
+        cancelled = await fake.wait_reply(await fake.slash("cancel", bot.users.boss, job=job.id))
+        assert cancelled.content.startswith("🛑 Cancelled job")
+    finally:
+        await bot.services.scheduler.start()
 
 
 async def test_a_refused_token_is_one_clear_config_error(bot: RunningBot) -> None:
@@ -240,6 +258,6 @@ async def test_a_refused_token_is_one_clear_config_error(bot: RunningBot) -> Non
     wrong = dataclasses.replace(config.discord, token="not-the-token")
     services = dataclasses.replace(bot.services, config=dataclasses.replace(config, discord=wrong))
 
-    with pytest.raises(ConfigError, match="Discord refused the token") as refused:
+    with pytest.raises(ConfigError, match="Discord rejected the token") as refused:
         await DiscordAdapter(services).start()
     assert "not-the-token" not in str(refused.value)

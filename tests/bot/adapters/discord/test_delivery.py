@@ -11,12 +11,6 @@ from pathlib import Path
 import pytest
 from tiny_model import build_tiny_safety_checker
 
-from bot.adapters.discord.delivery import Delivery
-from bot.adapters.discord.origin import DiscordOrigin
-from bot.commands import render
-from bot.jobs.models import Job, Queued, Started
-from tests.bot.jobs.scheduler_harness import request
-
 from .fake_discord import FakeDiscord
 from .harness import RunningBot, png_parameters
 
@@ -113,35 +107,3 @@ async def test_flagged_pictures_are_spoilers_outside_nsfw_channels(
     )
     nsfw_message = await bot.result(there)
     assert not any(f.spoiler for f in nsfw_message.files)
-
-
-async def test_a_status_that_comes_too_soon_is_shown_late_not_dropped(
-    bot: RunningBot, fake: FakeDiscord
-) -> None:
-    # A job that starts right after it was queued, then paints slowly: "Started" comes
-    # within the status interval, and nothing follows it for a long while.
-    interaction = await fake.slash("help", bot.users.alice)
-    message = await fake.wait_reply(interaction)
-    origin = DiscordOrigin(
-        application_id=fake.application_id,
-        token=interaction.token,
-        channel_id=interaction.channel_id,
-        guild_id=fake.guild_id,
-        user_id=bot.users.alice.id,
-        interaction_at=time.time(),
-        response_id=message.id,
-        upload_limit=10 * 1024 * 1024,
-        nsfw_channel=False,
-    )
-    job = Job("slow", "discord", str(bot.users.alice.id), "alice", request(), origin.to_dict())
-    assert bot.adapter is not None and bot.adapter.client is not None
-    delivery = Delivery(bot.adapter.client, bot.config.data_dir, interval=0.5)
-
-    await delivery.show_status(job, origin, render.status_text(Queued(1, None)))
-    await delivery.on_job_event(job, Started())
-    assert message.content.startswith("⏳")
-
-    painting = render.status_text(Started())
-    await fake.wait_for(lambda: message.content == painting, timeout=3, what="the late status")
-    (shown_at, _, _), (painting_at, _, _) = message.history[-2:]
-    assert painting_at - shown_at >= 0.45

@@ -14,7 +14,7 @@ from PIL import Image
 
 from bot.adapters.telegram import TelegramAdapter
 from bot.config import load_config
-from bot.jobs.models import Job, JobStatus
+from bot.records import Job, JobStatus
 from bot.services import Services
 
 from .fake_bot_api import ApiCall, FakeBotApi
@@ -67,6 +67,9 @@ class RunningBot:
         return cls(fake, services, adapter)
 
     async def stop(self) -> None:
+        """In the order `python -m bot run` stops (see bot/app.py)."""
+        await self.adapter.stop_listening()
+        await self.services.drain()
         await self.adapter.stop()
         await self.services.close()
 

@@ -8,9 +8,9 @@ import itertools
 import logging
 
 import pytest
-from telegram.error import InvalidToken
 
 from bot.adapters.telegram import TelegramAdapter
+from bot.config import ConfigError
 
 from .harness import (
     ADMIN_ID,
@@ -94,7 +94,7 @@ async def test_one_status_message_shows_progress_and_is_edited_sparingly(
     assert edits and all(e.params["message_id"] == status.result["message_id"] for e in edits)
     assert any("/40" in e.params["text"] for e in edits)  # step progress, like 12/40
     times = [status.at] + [e.at for e in edits]
-    interval = running_bot.adapter.delivery.status_interval
+    interval = running_bot.adapter.status_interval
     assert all(later - earlier >= interval * 0.9 for earlier, later in itertools.pairwise(times))
     actions = fake.calls_of("sendChatAction", since=mark, chat_id=chat["id"])
     assert len(actions) >= 2  # repeated while painting: one lasts only 5 s
@@ -271,6 +271,9 @@ async def test_a_wrong_token_fails_at_start(running_bot: RunningBot) -> None:
         running_bot.services, config=dataclasses.replace(config, telegram=wrong)
     )
     adapter = TelegramAdapter(services, poll_timeout=1)
-    with pytest.raises(InvalidToken):
+    with pytest.raises(ConfigError) as refused:
         await adapter.start()
+    # One line, without the token (python-telegram-bot's own message quotes it).
+    assert str(refused.value) == "Telegram rejected the token (401)"
+    assert refused.value.__cause__ is None and refused.value.__suppress_context__
     assert not adapter.app.running

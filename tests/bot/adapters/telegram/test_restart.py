@@ -25,7 +25,8 @@ async def test_buttons_and_waiting_jobs_survive_a_restart(
         await fake.send_text(user, chat, "/imagine a red fox --steps 2 --seed 5")
         old_photo = (await bot.result_photo(chat["id"], mark)).result
 
-        # A job still waiting (or painting) when the bot stops.
+        # A job still waiting when the bot stops (the queue is not serving).
+        await bot.services.scheduler.stop()
         mark = fake.mark()
         await fake.send_text(user, chat, "/imagine a lighthouse at dusk --steps 20")
         status = await fake.next_call("sendMessage", since=mark, chat_id=chat["id"])
@@ -38,6 +39,8 @@ async def test_buttons_and_waiting_jobs_survive_a_restart(
         # The waiting job resumes and lands in the chat; its status message goes.
         resumed = await bot.result_photo(chat["id"], restarted)
         assert "a lighthouse at dusk" in resumed.result["caption"]
+        photos = fake.calls_of("sendPhoto", since=0, chat_id=chat["id"])
+        assert ["lighthouse" in p.result["caption"] for p in photos] == [False, True]
         await fake.next_call(
             "deleteMessage",
             since=restarted,

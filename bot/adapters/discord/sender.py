@@ -1,0 +1,135 @@
+"""Discord's side of delivery, from the origin stored with each job.
+
+Status lines and results edit the interaction's deferred response (a PATCH: the same
+edit twice shows once, so `resend_is_safe`); the result replaces the status with the
+pictures and their buttons. Once the interaction token has expired (15 minutes) the
+result goes to the channel instead, mentioning the user, with a message nonce that
+Discord enforces, so a repeated send is still one message. discord.py itself waits
+out 429s and retries 5xx answers; what still fails is mapped to what it proves
+(`bot/delivery/sender.py`) and the courier's outbox retries it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+
+import aiohttp
+import discord
+
+from bot.adapters.discord.images import ResultFile, ResultPicture, result_files
+from bot.adapters.discord.origin import DiscordOrigin
+from bot.adapters.discord.views import result_view
+from bot.commands.base import Button
+from bot.delivery.sender import NotSent, ResultLetter, Undeliverable
+from bot.records import Job
+
+log = logging.getLogger("atelier.discord")
+
+_NO_MENTIONS = discord.AllowedMentions.none()
+# A request that may have reached Discord: repeating it is safe here (edits, nonces).
+_TRANSIENT = (discord.DiscordServerError, discord.RateLimited, aiohttp.ClientError, TimeoutError)
+
+
+class DiscordSender:
+    resend_is_safe = True
+
+    def __init__(self, client: discord.Client) -> None:
+        self._client = client
+
+    async def show_status(self, job: Job, text: str) -> None:
+        """Progress is transient: a status that cannot be shown is skipped."""
+        origin = self._origin(job)
+        if not origin.token_alive or origin.response_id is None:
+            return
+        try:
+            await self._webhook(origin).edit_message(origin.response_id, content=text)
+        except discord.HTTPException as exc:
+            log.info("Discord: status not shown (%s)", exc)
+
+    async def send_result(self, letter: ResultLetter) -> None:
+        origin = self._origin(letter.job)
+        # In a channel not marked NSFW, flagged pictures are hidden behind a spoiler.
+        spoil = not origin.nsfw_channel
+        pictures = [
+            ResultPicture(png, image.seed, spoiler=spoil and image.flagged)
+            for png, image in zip(letter.pictures, letter.job.images, strict=True)
+        ]
+        files = await asyncio.to_thread(result_files, pictures, limit=origin.upload_limit)
+        await self._send(letter.job, origin, letter.caption, files, letter.buttons)
+
+    async def send_notice(self, job: Job, text: str, buttons: list[list[Button]]) -> None:
+        await self._send(job, self._origin(job), text, [], buttons)
+
+    # ---- sending ------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        job: Job,
+        origin: DiscordOrigin,
+        content: str,
+        files: list[ResultFile],
+        buttons: list[list[Button]],
+    ) -> None:
+        try:
+            await self._send_once(job, origin, content, files, buttons)
+        except discord.RateLimited as exc:
+            raise NotSent("rate limited", retry_after=exc.retry_after) from exc
+        except _TRANSIENT as exc:
+            raise NotSent(str(exc) or type(exc).__name__) from exc
+        except discord.HTTPException as exc:
+            raise Undeliverable(str(exc)) from exc
+
+    async def _send_once(
+        self,
+        job: Job,
+        origin: DiscordOrigin,
+        content: str,
+        files: list[ResultFile],
+        buttons: list[list[Button]],
+    ) -> None:
+        """In place of the deferred response; in the channel once the token expired."""
+        view = result_view(buttons) if buttons else None
+        extra = {} if view is None else {"view": view}
+        if origin.token_alive and origin.response_id is not None:
+            try:
+                await self._webhook(origin).edit_message(
+                    origin.response_id,
+                    content=content,
+                    attachments=_files(files),
+                    allowed_mentions=_NO_MENTIONS,
+                    **extra,
+                )
+                return
+            except (discord.NotFound, discord.Forbidden) as exc:
+                log.info("Discord: response gone (%s); posting in the channel", exc)
+            except discord.HTTPException as exc:
+                if exc.status != 401:  # 401: the token expired early
+                    raise
+        channel = self._client.get_partial_messageable(origin.channel_id, guild_id=origin.guild_id)
+        await channel.send(
+            f"<@{origin.user_id}> {content}",
+            files=_files(files),
+            allowed_mentions=discord.AllowedMentions(
+                users=[discord.Object(origin.user_id)], everyone=False, roles=False
+            ),
+            # Discord drops a second message with the same nonce: a retry is not a copy.
+            nonce=f"atelier-{job.id}",
+            **extra,
+        )
+
+    @staticmethod
+    def _origin(job: Job) -> DiscordOrigin:
+        origin = DiscordOrigin.from_job_origin(job.origin)
+        if origin is None:
+            raise Undeliverable(f"job {job.id} has no Discord origin")
+        return origin
+
+    def _webhook(self, origin: DiscordOrigin) -> discord.Webhook:
+        return discord.Webhook.partial(origin.application_id, origin.token, client=self._client)
+
+
+def _files(files: list[ResultFile]) -> list[discord.File]:
+    # Fresh objects per try: discord.py closes a File once it has been sent.
+    return [discord.File(io.BytesIO(f.data), filename=f.filename) for f in files]
