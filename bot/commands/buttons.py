@@ -16,7 +16,7 @@ from bot.commands.button_data import ButtonData, decode
 from bot.commands.button_data import encode as encode
 from bot.commands.generation import ImageSource
 from bot.commands.params import PromptParams
-from bot.records import GenerationRequest, Job, JobStatus
+from bot.records import GenerationRequest, Job
 from bot.validation import MIN_SIDE, BadInput
 
 VARY_STRENGTH = 0.6
