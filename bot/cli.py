@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from bot import redaction
 from bot.config import Config, ConfigError, ModelConfig, config_path, load_config
 from bot.validation import (
     SEED_MAX,
@@ -90,14 +91,20 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _fail(exc, EXIT_BAD_INPUT)
     _configure_logging()
+    for token in (config.telegram.token, config.discord.token):
+        redaction.register(token)
     from bot import app  # the whole bot (adapters, store...) only when it is started
 
     try:
         asyncio.run(app.run(config))
     except ConfigError as exc:
-        return _fail(exc, EXIT_BAD_INPUT)
+        return _fail(redaction.redact(str(exc)), EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except Exception:
+        # Through logging, whose handlers redact: a traceback may quote a token.
+        logging.getLogger("atelier").critical("Atelier stopped on an error", exc_info=True)
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -109,6 +116,7 @@ def _configure_logging() -> None:
     )
     # httpx logs every request URL at INFO, and Telegram's URLs contain the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    redaction.install()
 
 
 # -- imagine -----------------------------------------------------------------------

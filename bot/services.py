@@ -56,7 +56,7 @@ class Services:
             scheduler = Scheduler(config, store, engine)
             await scheduler.start()
             undo.push_async_callback(scheduler.stop)
-            courier = Courier(store, scheduler, config.data_dir)
+            courier = Courier(store, scheduler.events, config.data_dir)
             undo.pop_all()
         services = cls(config, store, engine, scheduler, courier, prompt_filter, presets)
         if config.storage.keep_days > 0:

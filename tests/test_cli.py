@@ -199,3 +199,20 @@ def test_usage_errors_exit_2(capfd: pytest.CaptureFixture[str]) -> None:
         main(["imagine", "a red fox", "--steps", "many"])
     assert exited.value.code == 2
     assert "invalid int value: 'many'" in capfd.readouterr().err
+
+
+def test_a_launcher_script_without_a_main_guard_works(config_file: Path, tmp_path: Path) -> None:
+    """The engine process does not re-run the caller's script (multiprocessing's spawn
+    would, and this script would then start itself again)."""
+    out = tmp_path / "fox.png"
+    launcher = tmp_path / "launch.py"
+    launcher.write_text(
+        "from bot.cli import main\n"
+        f"raise SystemExit(main(['imagine', 'a fox', '--config', {str(config_file)!r}, "
+        f"'--steps', '1', '--seed', '3', '--out', {str(out)!r}]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(launcher)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Seed: 3" in png_parameters(out)

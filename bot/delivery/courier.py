@@ -31,8 +31,7 @@ from bot.commands import button_data, render
 from bot.commands.base import Button
 from bot.delivery.sender import MaybeSent, NotSent, ResultLetter, Sender, Undeliverable
 from bot.delivery.status_line import StatusLine
-from bot.jobs.events import ENDINGS, Cancelled, Failed, JobEvent
-from bot.jobs.scheduler import Scheduler
+from bot.jobs.events import ENDINGS, Cancelled, EventHub, Failed, JobEvent
 from bot.records import Delivery, Job, OutboxEntry
 from bot.store import Store
 
@@ -61,14 +60,14 @@ class Courier:
     def __init__(
         self,
         store: Store,
-        scheduler: Scheduler,
+        events: EventHub,
         data_dir: Path,
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._store = store
-        self._scheduler = scheduler
+        self._events = events
         self._data_dir = data_dir
         self._clock = clock
         self._sleep = sleep
@@ -83,7 +82,7 @@ class Courier:
     ) -> None:
         """Deliver `platform`'s jobs with `sender`, starting with what the outbox holds."""
         self._senders[platform] = (sender, status_interval)
-        self._scheduler.add_listener(platform, self._on_event)
+        self._events.add_listener(platform, self._on_event)
         self._spawn(self._resume(platform))
 
     async def accepted(self, job: Job, text: str) -> None:
@@ -110,6 +109,9 @@ class Courier:
         if self._closed:
             return
         if isinstance(event, ENDINGS):
+            if job.platform in self._senders:
+                # At once: a status still on its way must not land after the end.
+                self._line(job.id, job.platform).finish()
             self._deliver_soon(job.id)
         else:
             self._spawn(self._show(job, render.status_text(event)))

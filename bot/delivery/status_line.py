@@ -51,7 +51,8 @@ class StatusLine:
             self._trailing = asyncio.create_task(self._show_later(wait))
 
     def finish(self) -> None:
-        """The job is over: no status edit from now on. The caller holds `lock`."""
+        """The job is over: no status edit from now on. An edit already under way (its
+        caller holds `lock`) still completes; take `lock` to wait for it."""
         self.done = True
         if self._trailing is not None:
             self._trailing.cancel()

@@ -24,6 +24,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot import redaction
 from bot.adapters.telegram import wizard
 from bot.adapters.telegram.media import (
     addressed_to,
@@ -35,7 +36,7 @@ from bot.adapters.telegram.media import (
     replying_to,
 )
 from bot.adapters.telegram.retry import RetryingLimiter
-from bot.adapters.telegram.sender import TelegramSender
+from bot.adapters.telegram.sender import UPLOAD_TIMEOUT_S, TelegramSender
 from bot.adapters.telegram.surface import ChatSurface
 from bot.commands import admin, avatar, buttons, cancel, imagine, model, queue, vary
 from bot.commands import help as help_command
@@ -78,6 +79,7 @@ class TelegramAdapter:
         status_interval: float = 3.0,
         action_interval: float = 4.5,
         connect_backoff: tuple[float, float] = CONNECT_BACKOFF_S,
+        upload_timeout: float = UPLOAD_TIMEOUT_S,
     ) -> None:
         self.services = services
         self.poll_timeout = poll_timeout
@@ -95,7 +97,10 @@ class TelegramAdapter:
         self.status_interval = status_interval
         self.connect_backoff = connect_backoff
         self.sender = TelegramSender(
-            self.app.bot, services.scheduler.update_origin, action_interval=action_interval
+            self.app.bot,
+            services.scheduler.update_origin,
+            action_interval=action_interval,
+            upload_timeout=upload_timeout,
         )
         self._add_handlers()
 
@@ -332,30 +337,16 @@ async def _ban(ctx: Context, text: str) -> Outcome:
     return await admin.ban(ctx, user, reason)
 
 
-class _TokenFilter(logging.Filter):
-    """Blanks bot tokens out of log records: Telegram's URLs contain the token."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tokens: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if any(token in message for token in self.tokens):
-            for token in self.tokens:
-                message = message.replace(token, "<token>")
-            record.msg, record.args = message, None
-        return True
-
-
-_TOKEN_FILTER = _TokenFilter()
+_REDACTING = redaction.RedactingFilter()
 
 
 def _hide_in_logs(token: str) -> None:
-    if token:
-        _TOKEN_FILTER.tokens.add(token)
-    # python-telegram-bot logs its API URLs at DEBUG when the bot is built.
-    for name in ("telegram.Bot", "telegram.ext.ExtBot"):
-        logging.getLogger(name).addFilter(_TOKEN_FILTER)
-    # httpx logs every request URL at INFO.
+    """Telegram's API URLs contain the token: python-telegram-bot logs them at DEBUG
+    when the bot is built, httpx every request at INFO. Filtered on these loggers
+    themselves, so whichever handler their records reach gets them clean."""
+    redaction.register(token)
+    for name in ("telegram.Bot", "telegram.ext.ExtBot", "httpx"):
+        logger = logging.getLogger(name)
+        if _REDACTING not in logger.filters:
+            logger.addFilter(_REDACTING)
     logging.getLogger("httpx").setLevel(logging.WARNING)

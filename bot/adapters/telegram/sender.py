@@ -23,7 +23,7 @@ from bot.adapters.telegram.media import fit, keyboard, replying_to
 from bot.adapters.telegram.retry import FINAL, delivery_error
 from bot.commands.base import Button
 from bot.delivery.sender import ResultLetter
-from bot.records import Job
+from bot.records import Job, JobStatus
 
 log = logging.getLogger("atelier.telegram")
 
@@ -36,10 +36,18 @@ UPLOAD_TIMEOUT_S = 120.0
 class TelegramSender:
     resend_is_safe = False
 
-    def __init__(self, bot: Bot, save_origin: SaveOrigin, *, action_interval: float = 4.5) -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        save_origin: SaveOrigin,
+        *,
+        action_interval: float = 4.5,
+        upload_timeout: float = UPLOAD_TIMEOUT_S,
+    ) -> None:
         self._bot = bot
         self._save_origin = save_origin
         self._action_interval = action_interval
+        self._upload_timeout = upload_timeout
         # What was learnt since the job's snapshot was taken (the origin in the store
         # has it too): job id -> origin.
         self._origins: dict[str, dict[str, Any]] = {}
@@ -63,7 +71,9 @@ class TelegramSender:
             except BadRequest as exc:
                 # The user may have deleted the status message; progress is not worth a fuss.
                 log.info("status message of job %s not edited: %s", job.id, exc.message)
-        self._keep_uploading(job.id, origin["chat_id"])
+        if job.status is JobStatus.RUNNING:
+            # "sending a photo…" in the chat header while it paints, not while it waits.
+            self._keep_uploading(job.id, origin["chat_id"])
 
     async def send_result(self, letter: ResultLetter) -> None:
         job = letter.job
@@ -80,8 +90,8 @@ class TelegramSender:
                     reply_markup=markup,
                     has_spoiler=job.images[0].flagged,
                     reply_parameters=replying_to(origin.get("reply_to")),
-                    read_timeout=UPLOAD_TIMEOUT_S,
-                    write_timeout=UPLOAD_TIMEOUT_S,
+                    read_timeout=self._upload_timeout,
+                    write_timeout=self._upload_timeout,
                     rate_limit_args=FINAL,
                 )
                 result_ids = [message.message_id]
@@ -142,8 +152,8 @@ class TelegramSender:
                     for picture, image in zip(letter.pictures, job.images, strict=True)
                 ],
                 reply_parameters=replying_to(origin.get("reply_to")),
-                read_timeout=UPLOAD_TIMEOUT_S,
-                write_timeout=UPLOAD_TIMEOUT_S,
+                read_timeout=self._upload_timeout,
+                write_timeout=self._upload_timeout,
                 rate_limit_args=FINAL,
             )
             album_ids = [message.message_id for message in album]

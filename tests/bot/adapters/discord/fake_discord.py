@@ -80,15 +80,16 @@ class FakeDiscord(RestRoutes, Gateway):
     # ---- lifetime -------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[FakeDiscord]:
-        """Serve on a free loopback port and point discord.py at it meanwhile."""
+    async def running(self, port: int = 0) -> AsyncIterator[FakeDiscord]:
+        """Serve on a loopback port (default: a free one) and point discord.py at it
+        meanwhile."""
         app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
         app.router.add_get("/gateway", self._gateway)
         app.router.add_get("/attachments/{id}/{filename}", self._attachment)
         self.add_rest_routes(app.router)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         port = self._runner.addresses[0][1]
         self.base_url = f"http://127.0.0.1:{port}"

@@ -67,6 +67,23 @@ class _Failure:
 
 
 @dataclass
+class Fault:
+    """A misbehaviour for the calls `method` whose parameters `where` accepts.
+
+    `refuse`: answer with that HTTP status (429 with `retry_after`) and do nothing.
+    `answer_after`: do what the call asks (it arrives), then answer only after that
+    many seconds (`math.inf`: never) — a platform slower than the client's time-out.
+    """
+
+    method: str
+    where: Callable[[dict[str, Any]], bool] = lambda params: True
+    refuse: int | None = None
+    retry_after: int = 1
+    answer_after: float | None = None
+    hits: int = 0
+
+
+@dataclass
 class FakeBotApi(BotApiMethods):
     token: str = "123:TEST"
     bot_username: str = "AtelierTestBot"
@@ -85,6 +102,7 @@ class FakeBotApi(BotApiMethods):
         self._files: dict[str, StoredFile] = {}
         self._chats: dict[int, dict[str, Any]] = {}
         self._failures: dict[str, _Failure] = {}
+        self.faults: list[Fault] = []
         self._open_queries: set[str] = set()
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -97,7 +115,9 @@ class FakeBotApi(BotApiMethods):
         app.router.add_get("/file/bot{token}/{path:.+}", self._handle_download)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        # A port chosen before the server existed (a bot started before its network),
+        # or a free one.
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
@@ -126,6 +146,10 @@ class FakeBotApi(BotApiMethods):
         (502: a proxy's HTML page; 400 and others: a Bot API error).
         """
         self._failures[method] = _Failure(times, status, retry_after)
+
+    def add_fault(self, fault: Fault) -> Fault:
+        self.faults.append(fault)
+        return fault
 
     def calls_of(self, method: str, *, since: int = 0, chat_id: int | None = None) -> list[ApiCall]:
         return [
@@ -297,6 +321,7 @@ class FakeBotApi(BotApiMethods):
         params: dict[str, Any] = {}
         files: dict[str, UploadedFile] = {}
         failure = self._failures.get(method)
+        fault: Fault | None = None
         try:
             params, files = await _read_params(request)
             if failure is not None and failure.remaining > 0:
@@ -304,6 +329,13 @@ class FakeBotApi(BotApiMethods):
                 if failure.status == 429:
                     raise ApiRefusal(429, "Too Many Requests", failure.retry_after)
                 raise ApiRefusal(failure.status, f"Error {failure.status}: failing on purpose")
+            fault = next((f for f in self.faults if f.method == method and f.where(params)), None)
+            if fault is not None:
+                fault.hits += 1
+                if fault.refuse == 429:
+                    raise ApiRefusal(429, "Too Many Requests", fault.retry_after)
+                if fault.refuse is not None:
+                    raise ApiRefusal(fault.refuse, f"Error {fault.refuse}: failing on purpose")
             handler = getattr(self, f"_api_{method}", None)
             if handler is None:
                 raise ApiRefusal(404, "Not Found: method not found")
@@ -314,6 +346,8 @@ class FakeBotApi(BotApiMethods):
         if method != "getUpdates" or result:
             # A snapshot: later edits of the same message must not rewrite history.
             await self._record(ApiCall(method, params, files, copy.deepcopy(result)))
+        if fault is not None and fault.answer_after is not None:
+            await asyncio.sleep(fault.answer_after)  # done, but the answer is late
         return web.json_response({"ok": True, "result": result})
 
     async def _record(self, call: ApiCall) -> None:

@@ -54,14 +54,15 @@ class RunningBot:
     adapter: TelegramAdapter
 
     @classmethod
-    async def start(cls, fake: FakeBotApi, config_path: Path) -> RunningBot:
+    async def start(cls, fake: FakeBotApi, config_path: Path, **options: Any) -> RunningBot:
         config = load_config(config_path)
         # $TELEGRAM_TOKEN, when set, wins over the file; the fake accepts whichever is used.
         fake.token = config.telegram.token
         services = await Services.start(config)
         # Short intervals keep tests fast; the defaults are for real chats.
         adapter = TelegramAdapter(
-            services, poll_timeout=1, status_interval=0.5, action_interval=0.5
+            services,
+            **{"poll_timeout": 1, "status_interval": 0.5, "action_interval": 0.5, **options},
         )
         await adapter.start()
         return cls(fake, services, adapter)
