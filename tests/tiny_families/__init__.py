@@ -6,7 +6,14 @@ gives the folder layout a real model has, so it loads through the same code path
 """
 
 from .flux import build_tiny_flux
+from .loras import build_tiny_lora
 from .sd3 import build_tiny_sd3
 from .sdxl import build_tiny_sdxl, save_sdxl_single_file
 
-__all__ = ["build_tiny_flux", "build_tiny_sd3", "build_tiny_sdxl", "save_sdxl_single_file"]
+__all__ = [
+    "build_tiny_flux",
+    "build_tiny_lora",
+    "build_tiny_sd3",
+    "build_tiny_sdxl",
+    "save_sdxl_single_file",
+]

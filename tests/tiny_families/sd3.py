@@ -33,8 +33,9 @@ def build_tiny_sd3(folder: Path, seed: int = 0) -> Path:
     transformer = SD3Transformer2DModel(
         sample_size=32,  # x the VAE factor 2: a native size of 64
         patch_size=2,
-        in_channels=4,
-        out_channels=4,
+        # SD 3's inpaint pipeline insists on the real model's 16 latent channels.
+        in_channels=16,
+        out_channels=16,
         num_layers=1,
         attention_head_dim=8,
         num_attention_heads=4,
@@ -46,7 +47,7 @@ def build_tiny_sd3(folder: Path, seed: int = 0) -> Path:
     )
     pipe = StableDiffusion3Pipeline(
         transformer=transformer,
-        vae=tiny_vae(latent_channels=4, flow=True),
+        vae=tiny_vae(latent_channels=16, flow=True),
         text_encoder=clip_encoder(tokenizer, with_projection=True),
         text_encoder_2=clip_encoder(tokenizer_2, with_projection=True, width=HIDDEN_G),
         text_encoder_3=t5_encoder(tokenizer_3),

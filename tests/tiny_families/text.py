@@ -65,7 +65,7 @@ def t5_tokenizer(folder: Path) -> Any:
         eos_token="</s>",
         unk_token="<unk>",
         pad_token="<pad>",
-        model_max_length=512,
+        model_max_length=77,  # real T5s read 256-512 tokens; short is quicker here
     )
     tokenizer.save_pretrained(folder)
     return T5TokenizerFast.from_pretrained(folder)
