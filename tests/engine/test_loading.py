@@ -146,3 +146,22 @@ def test_half_precision_setting_holds_for_every_pipeline(tiny_model_dir: Path) -
     )
     assert pixels(text2img.png).std() > 1
     assert pixels(img2img.png).std() > 1
+
+
+def test_a_model_that_loads_but_cannot_paint_is_refused_and_the_old_one_stays(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from diffusers import UNet2DConditionModel
+
+    # A UNet whose cross-attention width does not match the text encoder: every file
+    # loads, but no picture can be made (as SDXL loaded as SD 1.x once failed).
+    broken = Path(shutil.copytree(tiny_model_dir, tmp_path / "broken"))
+    config = dict(UNet2DConditionModel.load_config(broken / "unet"))
+    config["cross_attention_dim"] = 48
+    UNet2DConditionModel.from_config(config).save_pretrained(broken / "unet")
+    engine = load_engine(tiny_model_dir)
+    with pytest.raises(ModelLoadError, match=r"^broken loads but cannot paint: ") as caught:
+        engine.load(str(broken))
+    assert "\n" not in str(caught.value)
+    assert engine.model_name == tiny_model_dir.name
+    assert len(engine.generate([make_spec()])) == 1

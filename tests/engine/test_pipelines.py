@@ -188,3 +188,11 @@ def test_out_of_memory_is_retried_then_reported_and_the_engine_recovers(
     assert str(caught.value) == OUT_OF_MEMORY_MESSAGE
     (image,) = engine.generate([make_spec()])
     assert (image.width, image.height) == (64, 64)
+
+
+def test_a_picture_is_the_same_alone_and_batched_with_a_long_prompt(engine: Engine) -> None:
+    short = make_spec(prompt="a red fox", seed=21)
+    long = make_spec(prompt=", ".join(["a red fox in a blue hat"] * 12), seed=22)
+    (alone,) = engine.generate([short])
+    batched, _ = engine.generate([short, long])
+    assert np.array_equal(pixels(alone.png), pixels(batched.png))
