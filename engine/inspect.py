@@ -97,6 +97,11 @@ def inspect_model(location: str, family_name: str = "") -> ModelInfo:
     return _defaults(family(family_name or "sd"))
 
 
+def family_defaults(family_name: str = "") -> ModelInfo:
+    """What a model of this family (SD when "") is like at the real size of its kind."""
+    return _defaults(family(family_name or "sd"))
+
+
 def _inspect_folder(folder: Path, family_name: str) -> ModelInfo:
     index = _read_json(folder / "model_index.json")
     detected = family_of_pipeline(str(index.get("_class_name", ""))) if index else None

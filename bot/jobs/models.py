@@ -44,6 +44,11 @@ class GenerationRequest:
     # The job and picture index this one was made from (re-roll, vary, upscale).
     parent_job: str | None = None
     parent_index: int | None = None
+    # The user named the model: a /model switch does not move this job to another.
+    model_given: bool = False
+    # What the user should know about how it is painted (say, a negative prompt the
+    # model ignores), shown with the reply.
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)

@@ -36,7 +36,7 @@ from bot.adapters.telegram.media import (
     replying_to,
 )
 from bot.adapters.telegram.retry import RetryingLimiter
-from bot.commands import admin, avatar, buttons, cancel, imagine, model, queue, vary
+from bot.commands import admin, avatar, buttons, cancel, imagine, loras, model, queue, vary
 from bot.commands import help as help_command
 from bot.commands.base import (
     Caller,
@@ -65,6 +65,7 @@ COMMAND_MENU = [
     ("queue", "Where your pictures are in the queue"),
     ("cancel", "Cancel your latest queued picture"),
     ("model", "List models (admins: /model NAME switches)"),
+    ("loras", "List LoRAs, used as <lora:NAME:0.8> in a prompt"),
     ("help", "How to use Atelier"),
 ]
 SOMETHING_WENT_WRONG = "⚠️ Something went wrong there. Please try again."
@@ -137,6 +138,7 @@ class TelegramAdapter:
             "queue": lambda ctx, text: queue.run(ctx),
             "cancel": lambda ctx, text: cancel.run(ctx, _first_word(text)),
             "model": lambda ctx, text: model.run(ctx, text or None),
+            "loras": lambda ctx, text: loras.run(ctx),
             "ban": _ban,
             "unban": admin.unban,
         }
