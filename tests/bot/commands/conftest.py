@@ -29,6 +29,7 @@ height = 128
 # Defaults left out: they come from the model (family, native size).
 [models.xl]
 source = "{families["xl"]}"
+max_steps = 40  # SDXL's 30 default steps are over this package's [limits] max_steps
 
 [models.flux]
 source = "{families["flux"]}"

@@ -38,7 +38,7 @@ async def test_a_sampler_the_model_cannot_use_is_refused_with_its_list(harness: 
     before = await harness.jobs_of(ctx := harness.user())
     outcome = await imagine.run(ctx, "a fox --model flux --sampler DPM++ 2M Karras")
     assert isinstance(outcome, Reply) and outcome.error
-    assert "flux cannot use the sampler 'DPM++ 2M Karras'" in outcome.text
+    assert "cannot use the sampler 'DPM++ 2M Karras'" in outcome.text
     assert "Available: Euler, Euler a, Euler Karras, Euler Beta." in outcome.text
     assert await harness.jobs_of(ctx) == before
 
@@ -79,7 +79,8 @@ async def test_loras_are_checked_by_name_and_family(harness: Harness) -> None:
 async def test_loras_and_models_are_listed(harness: Harness) -> None:
     listing = await loras.run(harness.user())
     assert isinstance(listing, Reply)
-    assert "▫️ fluxstyle — Flux.1" in listing.text and "▫️ xldetail — SDXL" in listing.text
+    # The tiny SDXL LoRA's family cannot be told from its names alone; Flux's can.
+    assert "▫️ fluxstyle — Flux.1\n▫️ xldetail\n" in listing.text
     models = await model.run(harness.user())
     assert isinstance(models, Reply)
     assert "xl — SDXL, 64x64, 30 steps, DPM++ 2M Karras" in models.text
