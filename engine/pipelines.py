@@ -138,10 +138,15 @@ class Engine:
             # Loaded once, before the model: if it fails, the current model stays.
             self._nsfw = NsfwChecker(self._settings.nsfw_classifier, self._device, self._dtype)
         previous, self._model = self._model, None
+        # Taken out before the current model is parked, which may evict the oldest.
+        parked = self._parked.pop(source, None)
         if previous is not None:
             self._put_away(previous)
         try:
-            self._model = self._take_parked(source) or self._check(self._build_model(source))
+            if parked is not None:
+                self._model = _moved(parked, self._device)
+            else:
+                self._model = self._check(self._build_model(source))
         except Exception:
             free_memory()
             if previous is not None:
@@ -199,22 +204,18 @@ class Engine:
         """Park the model in CPU memory when keep_in_ram allows, else let it go."""
         if self._settings.keep_in_ram < 1:
             return
-        if self._device != "cpu":
-            _move(model, "cpu")
-        self._parked[model.source] = model
+        self._parked[model.source] = _moved(model, "cpu")
         while len(self._parked) > self._settings.keep_in_ram:
             self._parked.popitem(last=False)
         free_memory()
 
-    def _take_parked(self, source: ModelSource) -> LoadedModel | None:
-        model = self._parked.pop(source, None)
-        if model is not None and self._device != "cpu":
-            _move(model, self._device)
-        return model
-
     def _restore(self, previous: LoadedModel) -> None:
         try:
-            self._model = self._take_parked(previous.source) or self._build_model(previous.source)
+            parked = self._parked.pop(previous.source, None)
+            if parked is not None:
+                self._model = _moved(parked, self._device)
+            else:
+                self._model = self._build_model(previous.source)
         except Exception:
             log.exception("the model loaded before, %s, could not be restored", previous.source)
             self._model = None
@@ -431,9 +432,11 @@ def _size_multiple(pipe: Any, traits: FamilyTraits) -> int:
     return math.lcm(8, pipe.vae_scale_factor * latent)
 
 
-def _move(model: LoadedModel, device: str) -> None:
-    for pipe in model.pipelines.values():
-        pipe.to(device)
+def _moved(model: LoadedModel, device: str) -> LoadedModel:
+    if _denoiser(model.pipelines["text2img"]).device.type != torch.device(device).type:
+        for pipe in model.pipelines.values():
+            pipe.to(device)
+    return model
 
 
 def _group_by_batch_key(specs: list[ImageSpec]) -> list[list[int]]:
