@@ -18,7 +18,8 @@ from pathlib import Path
 if str(Path(__file__).resolve().parent) in sys.path:
     sys.path.remove(str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+# Last: tests/ holds an `engine` package of its own (the engine tests).
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))
 
 import argparse
 import json
@@ -82,15 +83,22 @@ def build_full(family: str, folder: Path) -> Path:
 
 def build_tiny(family: str, folder: Path) -> Path:
     import tiny_families
+    from tiny_model import build_tiny_pipeline
 
-    builder = {"sdxl": tiny_families.build_tiny_sdxl, "sd3": tiny_families.build_tiny_sd3}
-    return builder.get(family, tiny_families.build_tiny_flux)(folder)
+    builders = {
+        "sd": build_tiny_pipeline,
+        "sdxl": tiny_families.build_tiny_sdxl,
+        "sd3": tiny_families.build_tiny_sd3,
+        "flux": tiny_families.build_tiny_flux,
+    }
+    return builders[family](folder)
 
 
 def measure(family: str, folder: Path, device: str, dtype: str, args: argparse.Namespace) -> str:
     import torch
 
     from engine.pipelines import Engine
+    from engine.samplers import build_scheduler
     from engine.types import EngineSettings, ImageSpec
 
     engine = Engine(EngineSettings(device=device, dtype=dtype))
@@ -104,8 +112,13 @@ def measure(family: str, folder: Path, device: str, dtype: str, args: argparse.N
         width=info.width, height=info.height, sampler=info.default_sampler,
     )  # fmt: skip
     pipe = engine.pipeline
+    traits = info.traits
 
     def bare() -> None:
+        # The same sampler as the engine's job, so both do the same work.
+        pipe.scheduler = build_scheduler(
+            info.default_sampler, pipe.scheduler.config, traits.schedule
+        )
         pipe(
             "a red fox in a blue hat", num_inference_steps=args.steps,
             guidance_scale=info.default_cfg, width=info.width, height=info.height,
@@ -145,7 +158,7 @@ def main() -> None:
     args = parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(1 if not args.gpu else torch.get_num_threads())
-    families = ("sdxl", "flux") if args.gpu else ("sdxl", "sd3", "flux")
+    families = ("sdxl", "flux") if args.gpu else ("sd", "sdxl", "sd3", "flux")
     with tempfile.TemporaryDirectory() as scratch:
         for family in families:
             folder = Path(scratch) / family
