@@ -7,6 +7,7 @@ are kept out of `repr` so they never reach a log.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import tomllib
@@ -67,9 +68,14 @@ class ModelConfig:
             "sampler": info.default_sampler,
         }
         for key, value in resolved.items():
-            if not getattr(self, key):
+            if getattr(self, key) in (None, ""):
                 object.__setattr__(self, key, value)
         object.__setattr__(self, "info", info)
+        if self.family in FAMILIES:
+            # The A1111 spelling; a name the family cannot use is reported by the checks.
+            with contextlib.suppress(ValueError):
+                sampler = canonical_sampler(str(self.sampler), self.traits.samplers)
+                object.__setattr__(self, "sampler", sampler)
 
     @property
     def traits(self) -> FamilyTraits:
@@ -420,10 +426,9 @@ def _check_model(name: str, model: ModelConfig) -> None:
             raise ConfigError(f"{where} {key}: must be at least {low:g}, got {value:g}")
     traits = model.traits
     try:
-        sampler = canonical_sampler(str(model.sampler), traits.samplers)
+        canonical_sampler(str(model.sampler), traits.samplers)
     except ValueError as exc:
         raise ConfigError(f"{where} sampler: {exc} ({traits.label})") from None
-    object.__setattr__(model, "sampler", sampler)
     if model.clip_skip not in traits.clip_skip:
         allowed = ", ".join(map(str, traits.clip_skip))
         raise ConfigError(f"{where} clip_skip: {traits.label} takes {allowed}")

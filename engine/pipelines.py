@@ -137,11 +137,14 @@ class Engine:
         if self._settings.nsfw_classifier and self._nsfw is None:
             # Loaded once, before the model: if it fails, the current model stays.
             self._nsfw = NsfwChecker(self._settings.nsfw_classifier, self._device, self._dtype)
-        previous, self._model = self._model, None
+        previous = self._model.source if self._model is not None else None
         # Taken out before the current model is parked, which may evict the oldest.
         parked = self._parked.pop(source, None)
-        if previous is not None:
-            self._put_away(previous)
+        if self._model is not None:
+            self._put_away(self._model)
+        # The old weights go first (unless parked): two models may not fit on the GPU.
+        self._model = None
+        free_memory()
         try:
             if parked is not None:
                 self._model = _moved(parked, self._device)
@@ -207,17 +210,17 @@ class Engine:
         self._parked[model.source] = _moved(model, "cpu")
         while len(self._parked) > self._settings.keep_in_ram:
             self._parked.popitem(last=False)
-        free_memory()
 
-    def _restore(self, previous: LoadedModel) -> None:
+    def _restore(self, previous: ModelSource) -> None:
+        """Back to the model loaded before a failed load: from RAM if parked, else
+        loaded again (it loaded and painted before, so it needs no new check)."""
         try:
-            parked = self._parked.pop(previous.source, None)
-            if parked is not None:
-                self._model = _moved(parked, self._device)
-            else:
-                self._model = self._build_model(previous.source)
+            parked = self._parked.pop(previous, None)
+            self._model = (
+                _moved(parked, self._device) if parked is not None else self._build_model(previous)
+            )
         except Exception:
-            log.exception("the model loaded before, %s, could not be restored", previous.source)
+            log.exception("the model loaded before, %s, could not be restored", previous)
             self._model = None
 
     def generate(

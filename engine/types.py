@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from engine.prompts import split_lora_tags
+
 Mode = Literal["text2img", "img2img", "inpaint"]
 
 
@@ -76,8 +78,6 @@ class ImageSpec:
     @property
     def loras(self) -> tuple[tuple[str, float], ...]:
         """The `<lora:NAME:WEIGHT>` tags of the prompt, as (name, weight), sorted."""
-        from engine.prompts import split_lora_tags
-
         _, tags = split_lora_tags(self.prompt)
         return tuple(sorted((tag.name, tag.weight) for tag in tags))
 

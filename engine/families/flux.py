@@ -39,12 +39,8 @@ class Encoder:
         from engine.prompts import PromptEncoder
 
         self._clip = PromptEncoder(pipe.tokenizer, pipe.text_encoder, truncate=True)
-        self._t5 = PromptEncoder(
-            pipe.tokenizer_2,
-            pipe.text_encoder_2,
-            truncate=True,
-            embeddings="LAST_HIDDEN_STATES_NORMALIZED",
-        )
+        # T5 reads up to its tokenizer's length; CLIP gives only its pooled output.
+        self._t5 = PromptEncoder(pipe.tokenizer_2, pipe.text_encoder_2, truncate=True)
 
     def encode(self, prompt: str, negative: str) -> dict[str, Any]:
         return {

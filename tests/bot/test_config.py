@@ -134,12 +134,14 @@ def test_model_defaults_come_from_the_model_unless_set(
     path.write_text(
         f'[engine]\ndefault_model = "xl"\n[models.xl]\nsource = "{tiny_sdxl_dir}"\n'
         f'[models.mine]\nsource = "{tiny_model_dir}"\nwidth = 96\nsampler = "ddim"\n'
+        "default_cfg = 0\n"
     )
     config = load_config(path)
     xl, mine = config.models["xl"], config.models["mine"]
     assert (xl.family, xl.width, xl.height, xl.default_steps) == ("sdxl", 64, 64, 30)
     assert (xl.default_cfg, xl.sampler) == (6.0, "DPM++ 2M Karras")
     assert (mine.family, mine.width, mine.height, mine.sampler) == ("sd", 96, 64, "DDIM")
+    assert mine.default_cfg == 0  # set, so not the family's 7
     options = config.engine_settings().model_options
     assert options["xl"].family == "sdxl" and options["mine"].clip_skip == 1
 
