@@ -215,7 +215,7 @@ def _explain_failure(source: ModelSource, exc: Exception) -> str:
             f"cannot load {name}: a single-file checkpoint needs its model's diffusers config, "
             "which is not in the local cache and the hub cannot be reached; put the file in a "
             "folder holding that config (model_index.json plus each component's config and "
-            "tokenizer files, e.g. from stable-diffusion-v1-5/stable-diffusion-v1-5), "
+            "tokenizer files, as the model's diffusers repo on the hub has them), "
             "or let the engine reach the hub once to cache it"
         )
     return f"cannot load {name}: {first_line(exc)}"

@@ -165,3 +165,15 @@ def test_a_model_that_loads_but_cannot_paint_is_refused_and_the_old_one_stays(
     assert "\n" not in str(caught.value)
     assert engine.model_name == tiny_model_dir.name
     assert len(engine.generate([make_spec()])) == 1
+
+
+def test_a_file_of_no_known_family_is_one_clear_line(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    odd = tmp_path / "odd.safetensors"
+    save_file({"encoder.layer.0.weight": torch.zeros(2, 2)}, str(odd))
+    with pytest.raises(
+        ModelLoadError, match=r"^cannot load odd\.safetensors: cannot tell which"
+    ) as caught:
+        Engine(EngineSettings(device="cpu")).load(str(odd))
+    assert 'family = "sd"' in str(caught.value) and "\n" not in str(caught.value)
