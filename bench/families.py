@@ -54,13 +54,19 @@ def build_full(family: str, folder: Path) -> Path:
     torch.manual_seed(0)
     with torch.device("cuda"):
         parts: dict[str, Any] = {"vae": diffusers.AutoencoderKL.from_config(_config(family, "vae"))}
-        parts["tokenizer"] = clip_tokenizer(folder / "tokenizer")
-        clip = transformers.CLIPTextConfig(**_config(family, "text_encoder"))
+        parts["tokenizer"] = tokenizer = clip_tokenizer(folder / "tokenizer")
+        # The tiny vocabulary's special tokens, so CLIP pools at the end-of-text token.
+        ids = {
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        }
+        clip = transformers.CLIPTextConfig(**_config(family, "text_encoder"), **ids)
         parts["text_encoder"] = transformers.CLIPTextModel(clip)
         if family == "sdxl":
             parts["unet"] = diffusers.UNet2DConditionModel.from_config(_config(family, "unet"))
             parts["tokenizer_2"] = clip_tokenizer(folder / "tokenizer_2")
-            clip_g = transformers.CLIPTextConfig(**_config(family, "text_encoder_2"))
+            clip_g = transformers.CLIPTextConfig(**_config(family, "text_encoder_2"), **ids)
             parts["text_encoder_2"] = transformers.CLIPTextModelWithProjection(clip_g)
             parts["scheduler"] = diffusers.EulerDiscreteScheduler(
                 beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1
