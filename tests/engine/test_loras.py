@@ -105,3 +105,21 @@ def test_no_lora_folder_configured(tiny_model_dir: Path) -> None:
     engine.load(str(tiny_model_dir))
     with pytest.raises(EngineError, match=r"\[loras\] path is not configured"):
         engine.generate([make_spec(prompt="a fox <lora:detail>")])
+
+
+@pytest.mark.parametrize("family", ["sd", "sd3", "flux"])
+def test_loras_work_in_the_other_families(
+    family: str,
+    tiny_model_dir: Path,
+    tiny_sd3_dir: Path,
+    tiny_flux_dir: Path,
+    tmp_path: Path,
+) -> None:
+    model_dir = {"sd": tiny_model_dir, "sd3": tiny_sd3_dir, "flux": tiny_flux_dir}[family]
+    build_tiny_lora(model_dir, tmp_path / "style.safetensors", seed=4)
+    engine = Engine(EngineSettings(device="cpu", loras_path=str(tmp_path)))
+    engine.load(str(model_dir))
+    before = paint(engine, "a red fox")
+    assert np.abs(paint(engine, "a red fox <lora:style>") - before).mean() > 0.5
+    assert np.array_equal(paint(engine, "a red fox <lora:style:0>"), before)
+    assert np.array_equal(paint(engine, "a red fox"), before)
