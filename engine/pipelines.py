@@ -8,12 +8,11 @@ families (prompt encoding, samplers, which arguments a pipeline takes) comes fro
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import logging
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,6 @@ from engine.images import decode_image, decode_mask, paste_unmasked, round_size
 from engine.inspect import ModelInfo
 from engine.loading import (
     ModelSource,
-    first_line,
     free_memory,
     load_pipelines,
     resolve_device,
@@ -34,11 +32,13 @@ from engine.loading import (
     resolve_source,
 )
 from engine.loras import LoraSet, lora_hash
+from engine.memory import call_with_memory_fallback
 from engine.nsfw import NsfwChecker
 from engine.png import ImageParameters, encode_png, format_parameters
 from engine.prompts import split_lora_tags
 from engine.samplers import build_scheduler, canonical_sampler
 from engine.speed import apply_speed_options, snap_to_bucket
+from engine.steps import count_denoising_steps, steps_to_ask
 from engine.types import (
     EngineError,
     EngineSettings,
@@ -52,9 +52,6 @@ from engine.types import (
 
 log = logging.getLogger(__name__)
 
-OUT_OF_MEMORY_MESSAGE = (
-    "out of GPU memory even with memory savers; try a smaller size or fewer images"
-)
 # The load-time check: one step at the smallest size the model takes.
 SMOKE_SIDE = 64
 
@@ -307,7 +304,7 @@ class Engine:
                 sampler=sampler,
                 width=width,
                 height=height,
-                steps=_steps_to_ask(first),
+                steps=steps_to_ask(first),
                 total_steps=0,
                 scheduler=build_scheduler(sampler, model.scheduler_config, model.traits.schedule),
                 loras=loras,
@@ -316,7 +313,7 @@ class Engine:
                     for key in group[0][1]
                 },
             )
-            batch.total_steps = _count_denoising_steps(batch, model.pipelines[batch.mode])
+            batch.total_steps = count_denoising_steps(batch, model.pipelines[batch.mode])
             for spec in batch.specs:
                 if spec.init_image is not None:
                     batch.init_images.append(decode_image(spec.init_image, (width, height)))
@@ -371,7 +368,7 @@ class Engine:
             with torch.no_grad():
                 return pipe(**arguments).images
 
-        pictures = _call_with_memory_fallback(pipe, call)
+        pictures = call_with_memory_fallback(pipe, call)
         if batch.mode == "inpaint":
             pictures = [
                 paste_unmasked(picture, original, mask)
@@ -447,75 +444,3 @@ def _group_by_batch_key(specs: list[ImageSpec]) -> list[list[int]]:
     for index, spec in enumerate(specs):
         groups.setdefault(spec.batch_key(), []).append(index)
     return list(groups.values())
-
-
-def _steps_to_ask(spec: ImageSpec) -> int:
-    """img2img runs int(steps * strength) steps; ask for enough that at least one runs."""
-    steps = spec.steps
-    if spec.mode != "text2img":
-        while int(steps * spec.strength) < 1:
-            steps += 1
-    return steps
-
-
-def _count_denoising_steps(batch: Batch, pipe: Any) -> int:
-    """How many times the pipeline's step callback will fire, as the pipeline computes
-    it: second-order samplers (Heun, DPM2) step twice per inference step, and img2img
-    skips the first (1 - strength) part of the schedule (each family rounds that its
-    own way, so the pipeline's own `get_timesteps` says)."""
-    # The pipeline calls set_timesteps again itself, which resets the scheduler.
-    scheduler = batch.scheduler
-    options: dict[str, Any] = {}
-    if scheduler.config.get("use_dynamic_shifting"):
-        options["mu"] = 1.0  # Flux shifts the schedule by image size; the count stays
-    scheduler.set_timesteps(batch.steps, **options)
-    if batch.mode == "text2img":
-        return len(scheduler.timesteps)
-    pipe.scheduler = scheduler
-    timesteps, _ = pipe.get_timesteps(batch.steps, batch.specs[0].strength, "cpu")
-    return len(timesteps)
-
-
-def _call_with_memory_fallback(pipe: Any, call: Callable[[], list[Image.Image]]) -> Any:
-    """Run `call`; on CUDA out-of-memory retry once with memory savers, then give up."""
-    try:
-        return _guarded(call)
-    except torch.cuda.OutOfMemoryError:
-        log.warning("out of GPU memory; retrying with attention slicing and VAE tiling")
-    # Retrying outside the except block lets the failed attempt's traceback, and the
-    # tensors its frames hold, be freed first.
-    free_memory()
-    try:
-        with _memory_savers(pipe):
-            return _guarded(call)
-    except torch.cuda.OutOfMemoryError:
-        pass
-    free_memory()
-    raise EngineError(OUT_OF_MEMORY_MESSAGE)
-
-
-def _guarded(call: Callable[[], list[Image.Image]]) -> list[Image.Image]:
-    try:
-        return call()
-    except (EngineError, torch.cuda.OutOfMemoryError):
-        raise
-    except Exception as exc:
-        # A pipeline failure must not take the engine down: report it as a job error.
-        log.exception("generation failed")
-        raise EngineError(f"generation failed: {first_line(exc)}") from None
-
-
-@contextlib.contextmanager
-def _memory_savers(pipe: Any) -> Iterator[None]:
-    if hasattr(pipe, "enable_attention_slicing"):
-        pipe.enable_attention_slicing()
-    pipe.vae.enable_tiling()
-    pipe.vae.enable_slicing()
-    try:
-        yield
-    finally:
-        # Back to full speed for the next job, which may be small.
-        if hasattr(pipe, "disable_attention_slicing"):
-            pipe.disable_attention_slicing()
-        pipe.vae.disable_tiling()
-        pipe.vae.disable_slicing()

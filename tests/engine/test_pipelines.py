@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.pipelines import OUT_OF_MEMORY_MESSAGE, Engine
+from engine.memory import OUT_OF_MEMORY_MESSAGE
+from engine.pipelines import Engine
 from engine.samplers import SAMPLER_NAMES
 from engine.types import EngineError, EngineSettings, GenerationCancelled
 from tests.engine.helpers import load_engine, make_spec, pixels
