@@ -7,6 +7,7 @@ are kept out of `repr` so they never reach a log.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import tomllib
@@ -16,7 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from engine.types import EngineSettings
+from engine.families import FAMILIES, FamilyTraits
+from engine.inspect import InspectError, ModelInfo, family_defaults, inspect_model
+from engine.samplers import canonical_sampler
+from engine.types import EngineSettings, ModelOptions
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
 CONFIG_ENV_VAR = "ATELIER_CONFIG"
@@ -28,12 +32,63 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """One `[models.NAME]`. Every default left out (None) comes from the model itself,
+    read without loading it (`engine.inspect`): its family, and its native size."""
+
     source: str
-    default_steps: int = 20
-    default_cfg: float = 7.0
-    width: int = 512
-    height: int = 512
-    sampler: str = "Euler a"
+    family: str = ""  # "sd" | "sdxl" | "sd3" | "flux"; "" = detected from the files
+    default_steps: int | None = None
+    default_cfg: float | None = None
+    width: int | None = None
+    height: int | None = None
+    sampler: str | None = None
+    clip_skip: int = 1
+    vae: str = ""  # a VAE to use instead of the model's own (folder, file or hub id)
+    inpaint_source: str = ""  # a dedicated inpainting checkpoint (9-channel UNet)
+    # Per-model limits for families that need other ones; None: [limits]' (max_side at
+    # least 1.5 times the model's native side, so --ar keeps the native area).
+    max_side: int | None = None
+    max_steps: int | None = None
+    # What inspecting the model said (family, native size, size grid); not a key.
+    info: ModelInfo = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        try:
+            info = inspect_model(self.source, self.family)
+        except (InspectError, ValueError):
+            # The engine says what is wrong when it loads the model; until then the
+            # family's (or SD's) defaults stand in.
+            info = family_defaults(self.family if self.family in FAMILIES else "")
+        resolved = {
+            "family": info.family,
+            "default_steps": info.default_steps,
+            "default_cfg": info.default_cfg,
+            "width": info.width,
+            "height": info.height,
+            "sampler": info.default_sampler,
+        }
+        for key, value in resolved.items():
+            if getattr(self, key) in (None, ""):
+                object.__setattr__(self, key, value)
+        object.__setattr__(self, "info", info)
+        if self.family in FAMILIES:
+            # The A1111 spelling; a name the family cannot use is reported by the checks.
+            with contextlib.suppress(ValueError):
+                sampler = canonical_sampler(str(self.sampler), self.traits.samplers)
+                object.__setattr__(self, "sampler", sampler)
+
+    @property
+    def traits(self) -> FamilyTraits:
+        return FAMILIES[self.family]
+
+    def side_limit(self, limits: LimitsConfig) -> int:
+        if self.max_side is not None:
+            return self.max_side
+        native = max(self.info.width, self.info.height)
+        return max(limits.max_side, round(native * 1.5 / 64) * 64)
+
+    def steps_limit(self, limits: LimitsConfig) -> int:
+        return self.max_steps if self.max_steps is not None else limits.max_steps
 
 
 @dataclass(frozen=True)
@@ -47,6 +102,18 @@ class EngineConfig:
     # Seconds a job may be passed over for jobs of the loaded model before the engine
     # switches to its model: fewer switches, but nobody waits long for one.
     model_switch_wait: float = 60.0
+    # Big models on small GPUs: diffusers' CPU offload ("model" or "sequential").
+    offload: Literal["none", "model", "sequential"] = "none"
+    keep_in_ram: int = 0  # models parked in CPU memory for fast switching back
+    # CUDA speed options (off: they cost start-up time or memory).
+    channels_last: bool = False
+    fuse_qkv: bool = False
+    compile: bool = False
+
+
+@dataclass(frozen=True)
+class LorasConfig:
+    path: str = "loras"  # folder of LoRA .safetensors files, used as <lora:NAME:0.8>
 
 
 @dataclass(frozen=True)
@@ -110,6 +177,7 @@ class TelegramConfig:
 class Config:
     engine: EngineConfig = field(default_factory=EngineConfig)
     models: dict[str, ModelConfig] = field(default_factory=dict)
+    loras: LorasConfig = field(default_factory=LorasConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     avatar: AvatarConfig = field(default_factory=AvatarConfig)
@@ -137,7 +205,28 @@ class Config:
             nsfw_classifier=self.model_source(self.safety.nsfw_classifier)
             if self.safety.nsfw_classifier
             else "",
+            model_options={
+                name: ModelOptions(
+                    family=model.family,
+                    vae=self.model_source(model.vae) if model.vae else "",
+                    inpaint_source=self.model_source(model.inpaint_source)
+                    if model.inpaint_source
+                    else "",
+                    clip_skip=model.clip_skip,
+                )
+                for name, model in self.models.items()
+            },
+            loras_path=str(self.loras_dir),
+            offload=self.engine.offload,
+            keep_in_ram=self.engine.keep_in_ram,
+            channels_last=self.engine.channels_last,
+            fuse_qkv=self.engine.fuse_qkv,
+            compile=self.engine.compile,
         )
+
+    @property
+    def loras_dir(self) -> Path:
+        return self.resolve_path(self.loras.path)
 
     def model_source(self, source: str) -> str:
         """A hub id stays as it is; a local path is resolved against the config's folder."""
@@ -200,13 +289,23 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path) -> Config:
             if not isinstance(value, dict):
                 raise ConfigError("[models]: must be a table of [models.NAME] tables")
             sections["models"] = {
-                name: _build(ModelConfig, body, f"models.{name}") for name, body in value.items()
+                name: _build(ModelConfig, _local_source(body, base_dir), f"models.{name}")
+                for name, body in value.items()
             }
         else:
             sections[key] = _build(hints[key], value, key)
     config = _with_env_tokens(Config(**sections))
     _check(config)
     return config
+
+
+def _local_source(body: Any, base_dir: Path) -> Any:
+    """A model's local source read from the config's folder, so the model can be
+    inspected for its defaults; hub ids stay as written."""
+    if not isinstance(body, dict) or not isinstance(body.get("source"), str):
+        return body
+    source = Config(base_dir=base_dir).model_source(body["source"])
+    return {**body, "source": source}
 
 
 def _with_env_tokens(config: Config) -> Config:
@@ -223,7 +322,7 @@ def _build(cls: type, body: Any, section: str) -> Any:
     if not isinstance(body, dict):
         raise ConfigError(f"[{section}]: must be a table")
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
+    known = {f.name for f in dataclasses.fields(cls) if f.init}
     values = {}
     for key, value in body.items():
         if key not in known:
@@ -233,6 +332,7 @@ def _build(cls: type, body: Any, section: str) -> Any:
         f.name
         for f in dataclasses.fields(cls)
         if f.name not in values
+        and f.init
         and f.default is dataclasses.MISSING
         and f.default_factory is dataclasses.MISSING
     ]
@@ -295,6 +395,7 @@ def _check(config: Config) -> None:
     at_least("engine", "max_batch", config.engine.max_batch, 1)
     at_least("engine", "job_timeout", config.engine.job_timeout, 1)
     at_least("engine", "model_switch_wait", config.engine.model_switch_wait, 0)
+    at_least("engine", "keep_in_ram", config.engine.keep_in_ram, 0)
 
     device = config.engine.device
     if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")):
@@ -314,12 +415,31 @@ def _check(config: Config) -> None:
         source = config.model_source(model.source)
         if config.is_local(model.source) and not Path(source).exists():
             raise ConfigError(f"{where} source: {source} does not exist")
-        at_least(f"models.{name}", "default_steps", model.default_steps, 1)
-        at_least(f"models.{name}", "default_cfg", model.default_cfg, 0)
-        at_least(f"models.{name}", "width", model.width, 64)
-        at_least(f"models.{name}", "height", model.height, 64)
+        _check_model(name, model)
     if config.safety.words_file and not config.resolve_path(config.safety.words_file).exists():
         raise ConfigError(f"[safety] words_file: {config.safety.words_file} does not exist")
     presets_file = config.avatar.presets_file
     if presets_file and not config.resolve_path(presets_file).exists():
         raise ConfigError(f"[avatar] presets_file: {presets_file} does not exist")
+
+
+def _check_model(name: str, model: ModelConfig) -> None:
+    where = f"[models.{name}]"
+    if model.family not in FAMILIES:
+        raise ConfigError(f"{where} family: must be one of {', '.join(map(repr, FAMILIES))}")
+    for key, low in (("default_steps", 1), ("default_cfg", 0), ("width", 64), ("height", 64)):
+        value = getattr(model, key)
+        if value < low:
+            raise ConfigError(f"{where} {key}: must be at least {low:g}, got {value:g}")
+    traits = model.traits
+    try:
+        canonical_sampler(str(model.sampler), traits.samplers)
+    except ValueError as exc:
+        raise ConfigError(f"{where} sampler: {exc} ({traits.label})") from None
+    if model.clip_skip not in traits.clip_skip:
+        allowed = ", ".join(map(str, traits.clip_skip))
+        raise ConfigError(f"{where} clip_skip: {traits.label} takes {allowed}")
+    for key in ("max_side", "max_steps"):
+        value = getattr(model, key)
+        if value is not None and value < (64 if key == "max_side" else 1):
+            raise ConfigError(f"{where} {key}: too small ({value})")

@@ -85,6 +85,9 @@ class GenerationRequest:
     parent_index: int | None = None
     # The user named the model: an admin's /model switch does not move this job.
     model_given: bool = False
+    # What the user should know about how it is painted (say, a negative prompt the
+    # model ignores), shown with the reply.
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)

@@ -16,7 +16,9 @@ from typing import Any
 
 import torch
 
-from engine.types import EngineError, ModelLoadError
+from engine.families import FamilyTraits, family_of_pipeline
+from engine.inspect import InspectError, ModelInfo, inspect_model
+from engine.types import EngineError, Mode, ModelLoadError, ModelOptions
 
 log = logging.getLogger(__name__)
 
@@ -90,22 +92,28 @@ def free_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def load_pipeline(source: ModelSource, device: str, dtype: torch.dtype) -> Any:
-    """A StableDiffusionPipeline on `device`, without diffusers' safety checker."""
-    from diffusers import StableDiffusionPipeline
-
-    common: dict[str, Any] = {
-        "dtype": dtype,
-        "safety_checker": None,
-        "feature_extractor": None,
-        "requires_safety_checker": False,
-    }
+def load_pipelines(
+    source: ModelSource, options: ModelOptions, device: str, dtype: torch.dtype
+) -> tuple[FamilyTraits, ModelInfo, dict[Mode, Any]]:
+    """The model's family, what inspecting it said, and its text2img, img2img and
+    inpaint pipelines on `device`, all three over one set of weights."""
     try:
-        if source.kind == "file":
-            pipe = _load_single_file(StableDiffusionPipeline, Path(source.location), common)
-        else:
-            pipe = StableDiffusionPipeline.from_pretrained(source.location, **common)
-        pipe.to(device)
+        info = inspect_model(source.location, options.family)
+    except InspectError as exc:
+        raise ModelLoadError(f"cannot load {Path(source.location).name}: {exc}") from None
+    traits = info.traits
+    try:
+        text2img = _load_text2img(source, traits, options, dtype)
+        loaded = family_of_pipeline(type(text2img).__name__)
+        if loaded != traits.name:
+            raise ModelLoadError(
+                f"{source.display_name} is configured as {traits.label} but its files hold "
+                f"a {type(text2img).__name__}; fix its `family`"
+            )
+        pipelines = _with_other_modes(text2img, options, dtype)
+        for pipe in pipelines.values():
+            pipe.to(device)
+            pipe.set_progress_bar_config(disable=True)
     except ModelLoadError:
         raise
     except Exception as exc:
@@ -113,8 +121,63 @@ def load_pipeline(source: ModelSource, device: str, dtype: torch.dtype) -> Any:
         # (OSError, ValueError, KeyError, ...); the admin needs one line, the log the rest.
         log.warning("loading %s failed", source.location, exc_info=True)
         raise ModelLoadError(_explain_failure(source, exc)) from None
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return traits, info, pipelines
+
+
+def _load_text2img(
+    source: ModelSource, traits: FamilyTraits, options: ModelOptions, dtype: torch.dtype
+) -> Any:
+    import diffusers
+    from diffusers import AutoPipelineForText2Image
+
+    common: dict[str, Any] = {"dtype": dtype}
+    if traits.name == "sd":
+        # diffusers' own safety checker is replaced by Atelier's optional classifier.
+        common.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    if options.vae:
+        common["vae"] = _load_vae(options.vae, dtype)
+    if source.kind == "file":
+        pipeline_class = getattr(diffusers, traits.pipeline_class)
+        return _load_single_file(pipeline_class, Path(source.location), common)
+    return AutoPipelineForText2Image.from_pretrained(source.location, **common)
+
+
+def _with_other_modes(text2img: Any, options: ModelOptions, dtype: torch.dtype) -> dict[Mode, Any]:
+    from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
+
+    inpaint_parts: dict[str, Any] = {}
+    if options.inpaint_source:
+        # Only the denoiser differs: text encoders and VAE stay shared.
+        name = "unet" if hasattr(text2img, "unet") else "transformer"
+        denoiser_class = type(getattr(text2img, name))
+        inpaint_parts[name] = _load_component(denoiser_class, options.inpaint_source, name, dtype)
+    return {
+        "text2img": text2img,
+        # from_pipe reuses the same modules: no second copy of the weights.
+        "img2img": AutoPipelineForImage2Image.from_pipe(text2img),
+        "inpaint": AutoPipelineForInpainting.from_pipe(text2img, **inpaint_parts),
+    }
+
+
+def _load_vae(location: str, dtype: torch.dtype) -> Any:
+    from diffusers import AutoencoderKL
+
+    try:
+        return _load_component(AutoencoderKL, location, "vae", dtype)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"cannot load the VAE {Path(location).name!r}: {first_line(exc)}"
+        ) from None
+
+
+def _load_component(component_class: Any, location: str, subfolder: str, dtype: torch.dtype) -> Any:
+    """One model component from a file, a folder (with or without `subfolder`) or a hub id."""
+    path = Path(location).expanduser()
+    if path.is_file():
+        return component_class.from_single_file(str(path), dtype=dtype)
+    if path.is_dir() and not (path / subfolder).is_dir():
+        return component_class.from_pretrained(str(path), dtype=dtype)
+    return component_class.from_pretrained(location, subfolder=subfolder, dtype=dtype)
 
 
 def _load_single_file(pipeline_class: Any, path: Path, common: dict[str, Any]) -> Any:
@@ -152,7 +215,7 @@ def _explain_failure(source: ModelSource, exc: Exception) -> str:
             f"cannot load {name}: a single-file checkpoint needs its model's diffusers config, "
             "which is not in the local cache and the hub cannot be reached; put the file in a "
             "folder holding that config (model_index.json plus each component's config and "
-            "tokenizer files, e.g. from stable-diffusion-v1-5/stable-diffusion-v1-5), "
+            "tokenizer files, as the model's diffusers repo on the hub has them), "
             "or let the engine reach the hub once to cache it"
         )
     return f"cannot load {name}: {first_line(exc)}"

@@ -1,34 +1,44 @@
 """The in-process engine: one loaded model, three pipelines sharing its weights.
 
 `Engine` is used from one thread at a time (the engine process runs one job at a
-time), so swapping `pipe.scheduler` per call is safe.
+time), so swapping `pipe.scheduler` per call is safe. What differs between model
+families (prompt encoding, samplers, which arguments a pipeline takes) comes from
+`engine.families`; this module is the same for all of them.
 """
 
 from __future__ import annotations
 
-import contextlib
+import importlib
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image
 
+from engine.families import FamilyTraits
 from engine.images import decode_image, decode_mask, paste_unmasked, round_size
+from engine.inspect import ModelInfo
 from engine.loading import (
     ModelSource,
     free_memory,
-    load_pipeline,
+    load_pipelines,
     resolve_device,
     resolve_dtype,
     resolve_source,
 )
+from engine.loras import LoraSet, lora_hash
+from engine.memory import call_with_memory_fallback
 from engine.nsfw import NsfwChecker
 from engine.png import ImageParameters, encode_png, format_parameters
-from engine.prompts import PromptEncoder
+from engine.prompts import split_lora_tags
 from engine.samplers import build_scheduler, canonical_sampler
+from engine.speed import apply_speed_options, snap_to_bucket
+from engine.steps import count_denoising_steps, steps_to_ask
 from engine.types import (
     EngineError,
     EngineSettings,
@@ -36,13 +46,14 @@ from engine.types import (
     GenerationCancelled,
     ImageSpec,
     Mode,
+    ModelLoadError,
+    ModelOptions,
 )
 
 log = logging.getLogger(__name__)
 
-OUT_OF_MEMORY_MESSAGE = (
-    "out of GPU memory even with memory savers; try a smaller size or fewer images"
-)
+# The load-time check: one step at the smallest size the model takes.
+SMOKE_SIDE = 64
 
 ProgressCallback = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
@@ -51,18 +62,21 @@ CancelCheck = Callable[[], bool]
 @dataclass
 class LoadedModel:
     source: ModelSource
+    traits: FamilyTraits
+    info: ModelInfo
     pipelines: dict[Mode, Any]  # text2img, img2img, inpaint over one set of weights
     # The model's own scheduler config: samplers replace `pipe.scheduler` per call.
     scheduler_config: Any
-    encoder: PromptEncoder
-    # Width and height must be multiples of this: the VAE's downscale times the UNet's
-    # downsamplings, and of 8, which diffusers' pipelines check for.
+    encoder: Any  # the family's prompt encoder
+    # Width and height must be multiples of this: the VAE's downscale times the
+    # denoiser's own (UNet downsamplings, transformer patches), and of 8.
     size_multiple: int
+    loras: LoraSet
 
 
 @dataclass
 class Batch:
-    """Specs that run in one pipeline call, with their decoded inputs."""
+    """Specs that run in one pipeline call, with their inputs decoded and encoded."""
 
     indices: list[int]  # positions in the caller's list
     specs: list[ImageSpec]
@@ -73,6 +87,8 @@ class Batch:
     steps: int  # inference steps asked of the pipeline
     total_steps: int  # denoising steps it will run (fewer for img2img)
     scheduler: Any  # built once per batch: some (DPM2) take most of a second to build
+    loras: list[tuple[str, Path, float]] = field(default_factory=list)
+    conditioning: dict[str, torch.Tensor] = field(default_factory=dict)
     init_images: list[Image.Image] = field(default_factory=list)
     masks: list[Image.Image] = field(default_factory=list)
 
@@ -83,11 +99,19 @@ class Engine:
         self._device = resolve_device(settings.device)
         self._dtype = resolve_dtype(settings.dtype, self._device)
         self._model: LoadedModel | None = None
+        # Recently used models kept in CPU memory ([engine] keep_in_ram), newest last.
+        self._parked: OrderedDict[ModelSource, LoadedModel] = OrderedDict()
         self._nsfw: NsfwChecker | None = None
+        self._offloaded: Any = None  # the pipeline whose CPU-offload hooks are set
 
     @property
     def model_name(self) -> str | None:
         return self._model.source.display_name if self._model else None
+
+    @property
+    def model_info(self) -> ModelInfo | None:
+        """The loaded model's family, native size and defaults."""
+        return self._model.info if self._model else None
 
     @property
     def device(self) -> str:
@@ -103,37 +127,98 @@ class Engine:
         return self._model.pipelines["text2img"] if self._model else None
 
     def load(self, name_or_path: str) -> str:
+        """Load and check a model; if it fails, the model loaded before stays loaded."""
         source = resolve_source(name_or_path, self._settings.models)
         if self._model is not None and self._model.source == source:
             return source.display_name
         if self._settings.nsfw_classifier and self._nsfw is None:
             # Loaded once, before the model: if it fails, the current model stays.
             self._nsfw = NsfwChecker(self._settings.nsfw_classifier, self._device, self._dtype)
-        # Free the old weights first: two SD models at once may not fit on the GPU.
+        previous = self._model.source if self._model is not None else None
+        # Taken out before the current model is parked, which may evict the oldest.
+        parked = self._parked.pop(source, None)
+        if self._model is not None:
+            self._put_away(self._model)
+        # The old weights go first (unless parked): two models may not fit on the GPU.
         self._model = None
         free_memory()
-        self._model = self._build_model(source)
+        try:
+            if parked is not None:
+                self._model = _moved(parked, self._device)
+            else:
+                self._model = self._check(self._build_model(source))
+        except Exception:
+            free_memory()
+            if previous is not None:
+                self._restore(previous)
+            raise
         log.info("loaded model %s on %s (%s)", source.display_name, self._device, self._dtype)
         return source.display_name
 
     def _build_model(self, source: ModelSource) -> LoadedModel:
-        from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline
-
-        text2img = load_pipeline(source, self._device, self._dtype)
-        # from_pipe reuses the same modules: no second copy of the weights. It also casts
-        # them to `dtype`, float32 unless told otherwise, which would undo fp16.
-        img2img = StableDiffusionImg2ImgPipeline.from_pipe(text2img, dtype=self._dtype)
-        inpaint = StableDiffusionInpaintPipeline.from_pipe(text2img, dtype=self._dtype)
-        for pipe in (img2img, inpaint):
-            pipe.set_progress_bar_config(disable=True)
-        downsamplings = len(text2img.unet.config.block_out_channels) - 1
+        options = self._settings.model_options.get(source.display_name, ModelOptions())
+        traits, info, pipelines = load_pipelines(source, options, self._device, self._dtype)
+        text2img = pipelines["text2img"]
+        if options.clip_skip not in traits.clip_skip:
+            raise ModelLoadError(
+                f"{source.display_name}: clip_skip {options.clip_skip} does not apply to "
+                f"{traits.label} (it takes {', '.join(map(str, traits.clip_skip))})"
+            )
+        if self._device.startswith("cuda"):
+            apply_speed_options(pipelines, self._settings)
+        family_module = importlib.import_module(f"engine.families.{traits.name}")
+        folder = Path(self._settings.loras_path) if self._settings.loras_path else None
         return LoadedModel(
             source=source,
-            pipelines={"text2img": text2img, "img2img": img2img, "inpaint": inpaint},
+            traits=traits,
+            info=info,
+            pipelines=pipelines,
             scheduler_config=text2img.scheduler.config,
-            encoder=PromptEncoder(text2img.tokenizer, text2img.text_encoder),
-            size_multiple=math.lcm(8, text2img.vae_scale_factor * 2**downsamplings),
+            encoder=family_module.Encoder(text2img, options.clip_skip),
+            size_multiple=_size_multiple(text2img, traits),
+            loras=LoraSet(folder, source.display_name, traits.label),
         )
+
+    def _check(self, model: LoadedModel) -> LoadedModel:
+        """One step at a tiny size: a model that loads but cannot paint fails here, at
+        load time, and never after a switch to it has been announced."""
+        side = round_size(SMOKE_SIDE, model.size_multiple)
+        spec = ImageSpec(
+            prompt="",
+            steps=1,
+            cfg=model.info.default_cfg,
+            width=side,
+            height=side,
+            sampler=model.info.default_sampler,
+        )
+        try:
+            self._generate(model, [spec], None, None)
+        except EngineError as exc:
+            raise ModelLoadError(
+                f"{model.source.display_name} loads but cannot paint: "
+                f"{str(exc).removeprefix('generation failed: ')}"
+            ) from None
+        return model
+
+    def _put_away(self, model: LoadedModel) -> None:
+        """Park the model in CPU memory when keep_in_ram allows, else let it go."""
+        if self._settings.keep_in_ram < 1:
+            return
+        self._parked[model.source] = _moved(model, "cpu")
+        while len(self._parked) > self._settings.keep_in_ram:
+            self._parked.popitem(last=False)
+
+    def _restore(self, previous: ModelSource) -> None:
+        """Back to the model loaded before a failed load: from RAM if parked, else
+        loaded again (it loaded and painted before, so it needs no new check)."""
+        try:
+            parked = self._parked.pop(previous, None)
+            self._model = (
+                _moved(parked, self._device) if parked is not None else self._build_model(previous)
+            )
+        except Exception:
+            log.exception("the model loaded before, %s, could not be restored", previous)
+            self._model = None
 
     def generate(
         self,
@@ -142,11 +227,24 @@ class Engine:
         on_step: ProgressCallback | None = None,
         should_cancel: CancelCheck | None = None,
     ) -> list[GeneratedImage]:
-        """One picture per spec, in order; specs sharing a batch key run in one call."""
+        """One picture per spec, in order; specs sharing a batch key (and a prompt
+        encoding of the same length) run in one call."""
         if self._model is None:
             raise EngineError("no model is loaded")
-        model = self._model
-        batches = [self._plan(model, indices, specs) for indices in _group_by_batch_key(specs)]
+        return self._generate(self._model, specs, on_step, should_cancel)
+
+    def _generate(
+        self,
+        model: LoadedModel,
+        specs: list[ImageSpec],
+        on_step: ProgressCallback | None,
+        should_cancel: CancelCheck | None,
+    ) -> list[GeneratedImage]:
+        batches = [
+            batch
+            for indices in _group_by_batch_key(specs)
+            for batch in self._plan(model, indices, specs)
+        ]
         total = sum(batch.total_steps for batch in batches)
         results: dict[int, GeneratedImage] = {}
         done = 0
@@ -161,10 +259,12 @@ class Engine:
             done += batch.total_steps
         return [results[index] for index in range(len(specs))]
 
-    def _plan(self, model: LoadedModel, indices: list[int], specs: list[ImageSpec]) -> Batch:
+    def _plan(self, model: LoadedModel, indices: list[int], specs: list[ImageSpec]) -> list[Batch]:
+        """The batches for specs of one batch key: one per length of prompt encoding,
+        so no picture's conditioning is padded for the sake of another."""
         first = specs[indices[0]]
         try:
-            sampler = canonical_sampler(first.sampler)
+            sampler = canonical_sampler(first.sampler, model.traits.samplers)
         except ValueError as exc:
             raise EngineError(str(exc)) from None
         if first.steps < 1:
@@ -173,26 +273,54 @@ class Engine:
             raise EngineError("width and height must be positive")
         if first.mode != "text2img" and not 0.0 < first.strength <= 1.0:
             raise EngineError("strength must be above 0 and at most 1")
-        width = round_size(first.width, model.size_multiple)
-        height = round_size(first.height, model.size_multiple)
-        batch = Batch(
-            indices=indices,
-            specs=[specs[index] for index in indices],
-            mode=first.mode,
-            sampler=sampler,
-            width=width,
-            height=height,
-            steps=_steps_to_ask(first),
-            total_steps=0,
-            scheduler=build_scheduler(sampler, model.scheduler_config),
+        width, height = first.width, first.height
+        if self._settings.compile and self._device.startswith("cuda"):
+            width, height = snap_to_bucket(width, height, model.info)
+        width = round_size(width, model.size_multiple)
+        height = round_size(height, model.size_multiple)
+        _, tags = split_lora_tags(first.prompt)
+        loras = model.loras.resolve(tags)
+        own_inpainter = _denoiser(model.pipelines["inpaint"]) is not _denoiser(
+            model.pipelines["text2img"]
         )
-        batch.total_steps = _count_denoising_steps(batch)
-        for spec in batch.specs:
-            if spec.init_image is not None:
-                batch.init_images.append(decode_image(spec.init_image, (width, height)))
-            if spec.mode == "inpaint" and spec.mask_image is not None:
-                batch.masks.append(decode_mask(spec.mask_image, (width, height)))
-        return batch
+        if loras and first.mode == "inpaint" and own_inpainter:
+            raise EngineError("LoRAs do not apply to this model's inpainting checkpoint")
+        # The prompt is encoded with the batch's LoRAs on: they may change the encoders.
+        model.loras.apply(model.pipelines["text2img"], loras)
+        by_length: dict[tuple[object, ...], list[tuple[int, dict[str, torch.Tensor]]]] = {}
+        for index in indices:
+            spec = specs[index]
+            prompt, _ = split_lora_tags(spec.prompt)
+            negative, _ = split_lora_tags(spec.negative_prompt)
+            conditioning = model.encoder.encode(prompt, negative)
+            shape = tuple((key, tuple(value.shape)) for key, value in conditioning.items())
+            by_length.setdefault(shape, []).append((index, conditioning))
+        batches = []
+        for group in by_length.values():
+            batch = Batch(
+                indices=[index for index, _ in group],
+                specs=[specs[index] for index, _ in group],
+                mode=first.mode,
+                sampler=sampler,
+                width=width,
+                height=height,
+                steps=steps_to_ask(first),
+                total_steps=0,
+                scheduler=build_scheduler(sampler, model.scheduler_config, model.traits.schedule),
+                loras=loras,
+                conditioning={
+                    key: torch.cat([conditioning[key] for _, conditioning in group])
+                    for key in group[0][1]
+                },
+            )
+            batch.total_steps = count_denoising_steps(batch, model.pipelines[batch.mode])
+            for spec in batch.specs:
+                if spec.init_image is not None:
+                    batch.init_images.append(decode_image(spec.init_image, (width, height)))
+                if spec.mode == "inpaint" and spec.mask_image is not None:
+                    batch.masks.append(decode_mask(spec.mask_image, (width, height)))
+            batches.append(batch)
+        return batches
 
     def _run(
         self,
@@ -205,6 +333,9 @@ class Engine:
     ) -> list[Image.Image]:
         pipe = model.pipelines[batch.mode]
         pipe.scheduler = batch.scheduler
+        model.loras.apply(model.pipelines["text2img"], batch.loras)
+        self._offload(pipe)
+        denoiser = _denoiser(pipe)
 
         def step_end(_pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict:
             if on_step is not None:
@@ -214,35 +345,30 @@ class Engine:
             return tensors
 
         def call() -> list[Image.Image]:
-            # Positive and negative prompts padded to one length, stacked per picture.
-            conditioning = model.encoder.encode(
-                [spec.prompt for spec in batch.specs]
-                + [spec.negative_prompt for spec in batch.specs]
-            )
-            count = len(batch.specs)
             # Seeded on the CPU: the same seed gives the same noise on any device.
             # Fresh generators per attempt: an OOM retry must give the same pictures.
             generators = [torch.Generator("cpu").manual_seed(spec.seed) for spec in batch.specs]
             arguments: dict[str, Any] = {
-                "prompt_embeds": torch.cat(conditioning[:count]).to(self._device, pipe.unet.dtype),
-                "negative_prompt_embeds": torch.cat(conditioning[count:]).to(
-                    self._device, pipe.unet.dtype
-                ),
-                "num_inference_steps": batch.steps,
-                "guidance_scale": batch.specs[0].cfg,
-                "generator": generators,
-                "callback_on_step_end": step_end,
-                "output_type": "pil",
+                key: value.to(self._device, denoiser.dtype)
+                for key, value in batch.conditioning.items()
             }
+            arguments.update(
+                num_inference_steps=batch.steps,
+                guidance_scale=batch.specs[0].cfg,
+                generator=generators,
+                callback_on_step_end=step_end,
+                output_type="pil",
+            )
             if batch.mode != "img2img":
                 arguments.update(width=batch.width, height=batch.height)
             if batch.mode != "text2img":
                 arguments.update(image=batch.init_images, strength=batch.specs[0].strength)
             if batch.mode == "inpaint":
                 arguments.update(mask_image=batch.masks)
-            return pipe(**arguments).images
+            with torch.no_grad():
+                return pipe(**arguments).images
 
-        pictures = _call_with_memory_fallback(pipe, call)
+        pictures = call_with_memory_fallback(pipe, call)
         if batch.mode == "inpaint":
             pictures = [
                 paste_unmasked(picture, original, mask)
@@ -252,6 +378,18 @@ class Engine:
             ]
         return pictures
 
+    def _offload(self, pipe: Any) -> None:
+        """[engine] offload: CPU-offload hooks on the pipeline about to run (the three
+        pipelines share modules, so the hooks follow the one in use)."""
+        mode = self._settings.offload
+        if mode == "none" or not self._device.startswith("cuda") or pipe is self._offloaded:
+            return
+        if mode == "model":
+            pipe.enable_model_cpu_offload(device=self._device)
+        else:
+            pipe.enable_sequential_cpu_offload(device=self._device)
+        self._offloaded = pipe
+
     def _finish(
         self, model: LoadedModel, batch: Batch, position: int, picture: Image.Image, nsfw: bool
     ) -> GeneratedImage:
@@ -259,7 +397,8 @@ class Engine:
         parameters = format_parameters(
             ImageParameters(
                 prompt=spec.prompt,
-                negative_prompt=spec.negative_prompt,
+                # A negative prompt the family ignores did not make the picture.
+                negative_prompt=spec.negative_prompt if model.traits.uses_negative else "",
                 steps=spec.steps,
                 sampler=batch.sampler,
                 cfg=spec.cfg,
@@ -268,6 +407,7 @@ class Engine:
                 height=picture.height,
                 model=model.source.display_name,
                 denoising_strength=spec.strength if batch.mode != "text2img" else None,
+                lora_hashes={name: lora_hash(path) for name, path, _ in batch.loras},
             )
         )
         return GeneratedImage(
@@ -280,75 +420,27 @@ class Engine:
         )
 
 
+def _denoiser(pipe: Any) -> Any:
+    return pipe.unet if hasattr(pipe, "unet") else pipe.transformer
+
+
+def _size_multiple(pipe: Any, traits: FamilyTraits) -> int:
+    if hasattr(pipe, "unet"):
+        latent = 2 ** (len(pipe.unet.config.block_out_channels) - 1)
+    else:
+        latent = traits.latent_multiple
+    return math.lcm(8, pipe.vae_scale_factor * latent)
+
+
+def _moved(model: LoadedModel, device: str) -> LoadedModel:
+    if _denoiser(model.pipelines["text2img"]).device.type != torch.device(device).type:
+        for pipe in model.pipelines.values():
+            pipe.to(device)
+    return model
+
+
 def _group_by_batch_key(specs: list[ImageSpec]) -> list[list[int]]:
     groups: dict[tuple[object, ...], list[int]] = {}
     for index, spec in enumerate(specs):
         groups.setdefault(spec.batch_key(), []).append(index)
     return list(groups.values())
-
-
-def _steps_to_ask(spec: ImageSpec) -> int:
-    """img2img runs int(steps * strength) steps; ask for enough that at least one runs."""
-    steps = spec.steps
-    if spec.mode != "text2img":
-        while int(steps * spec.strength) < 1:
-            steps += 1
-    return steps
-
-
-def _count_denoising_steps(batch: Batch) -> int:
-    """How many times the pipeline's step callback will fire, as diffusers computes it:
-    second-order samplers (Heun, DPM2) step twice per inference step, and img2img
-    skips the first (1 - strength) part of the schedule."""
-    # The pipeline calls set_timesteps again itself, which resets the scheduler.
-    scheduler = batch.scheduler
-    scheduler.set_timesteps(batch.steps)
-    if batch.mode == "text2img":
-        return len(scheduler.timesteps)
-    strength = batch.specs[0].strength
-    kept = min(int(batch.steps * strength), batch.steps)
-    start = max(batch.steps - kept, 0)
-    return len(scheduler.timesteps[start * scheduler.order :])
-
-
-def _call_with_memory_fallback(pipe: Any, call: Callable[[], list[Image.Image]]) -> Any:
-    """Run `call`; on CUDA out-of-memory retry once with memory savers, then give up."""
-    try:
-        return _guarded(call)
-    except torch.cuda.OutOfMemoryError:
-        log.warning("out of GPU memory; retrying with attention slicing and VAE tiling")
-    # Retrying outside the except block lets the failed attempt's traceback, and the
-    # tensors its frames hold, be freed first.
-    free_memory()
-    try:
-        with _memory_savers(pipe):
-            return _guarded(call)
-    except torch.cuda.OutOfMemoryError:
-        pass
-    free_memory()
-    raise EngineError(OUT_OF_MEMORY_MESSAGE)
-
-
-def _guarded(call: Callable[[], list[Image.Image]]) -> list[Image.Image]:
-    try:
-        return call()
-    except (EngineError, torch.cuda.OutOfMemoryError):
-        raise
-    except Exception as exc:
-        # A pipeline failure must not take the engine down: report it as a job error.
-        log.exception("generation failed")
-        raise EngineError(f"generation failed: {exc}") from None
-
-
-@contextlib.contextmanager
-def _memory_savers(pipe: Any) -> Iterator[None]:
-    pipe.enable_attention_slicing()
-    pipe.vae.enable_tiling()
-    pipe.vae.enable_slicing()
-    try:
-        yield
-    finally:
-        # Back to full speed for the next job, which may be small.
-        pipe.disable_attention_slicing()
-        pipe.vae.disable_tiling()
-        pipe.vae.disable_slicing()

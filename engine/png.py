@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
@@ -24,6 +24,8 @@ class ImageParameters:
     model: str
     # Set for img2img and inpaint only.
     denoising_strength: float | None = None
+    # LoRA name -> A1111 short hash, for the LoRAs the prompt's tags turned on.
+    lora_hashes: dict[str, str] = field(default_factory=dict)
 
 
 def format_number(value: float) -> str:
@@ -45,6 +47,10 @@ def format_parameters(params: ImageParameters) -> str:
     ]
     if params.denoising_strength is not None:
         fields.append(f"Denoising strength: {format_number(params.denoising_strength)}")
+    if params.lora_hashes:
+        # As A1111 writes it; the `<lora:...>` tags stay in the prompt line above.
+        hashes = ", ".join(f"{name}: {digest}" for name, digest in params.lora_hashes.items())
+        fields.append(f'Lora hashes: "{hashes}"')
     lines.append(", ".join(fields))
     return "\n".join(lines)
 

@@ -1,10 +1,15 @@
-"""Prompt weighting in AUTOMATIC1111 syntax, and prompts longer than CLIP's 77 tokens.
+"""Prompts: A1111 weighting, LoRA tags, and prompts longer than CLIP's 77 tokens.
 
-`parse_weighted_prompt` reads A1111's attention syntax into (text, weight) pieces;
-`PromptEncoder` hands those pieces to compel as its parsed prompt form. We skip
+`parse_weighted_prompt` reads A1111's attention syntax into (text, weight) pieces, and
+`plain_text` joins the pieces back without the syntax: what the encoder reads, and what
+the prompt filter must check. `split_lora_tags` takes `<lora:NAME:0.8>` tags out.
+`PromptEncoder` hands the pieces to compel as its parsed prompt form. We skip
 compel's own string syntax on purpose: it gives meaning to characters people use as
 plain text (`cat+` is an upweight, quotes vanish, `\\,` keeps its backslash), so
 escaping an A1111 prompt into it would lose or change words.
+
+This module imports torch and compel only inside `PromptEncoder`: the bot uses the
+parsers without them.
 """
 
 from __future__ import annotations
@@ -32,12 +37,20 @@ _ATTENTION_TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
+# A1111's extra-network tag, as `<lora:NAME>` or `<lora:NAME:WEIGHT>`.
+_LORA_TAG = re.compile(r"<lora:([^:<>]+?)(?::\s*([+-]?[\d.]+)\s*)?>", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class WeightedText:
     text: str
     weight: float
+
+
+@dataclass(frozen=True)
+class LoraTag:
+    name: str
+    weight: float = 1.0
 
 
 def parse_weighted_prompt(prompt: str) -> list[WeightedText]:
@@ -95,37 +108,100 @@ def _to_weight(text: str) -> float:
         return ROUND_BRACKET_MULTIPLIER
 
 
-class PromptEncoder:
-    """Turns prompts into CLIP conditioning with weights and without truncation."""
+def split_lora_tags(prompt: str) -> tuple[str, list[LoraTag]]:
+    """The prompt without its `<lora:NAME:WEIGHT>` tags, and the tags in order.
 
-    def __init__(self, tokenizer: Any, text_encoder: Any) -> None:
+    A LoRA named twice counts once, with its last weight; a weight that is not a
+    number counts as 1.
+    """
+    found: dict[str, float] = {}
+    for match in _LORA_TAG.finditer(prompt):
+        name = match[1].strip()
+        try:
+            weight = float(match[2]) if match[2] is not None else 1.0
+        except ValueError:
+            weight = 1.0
+        found.pop(name, None)
+        found[name] = weight
+    text = _LORA_TAG.sub("", prompt)
+    return text, [LoraTag(name, weight) for name, weight in found.items()]
+
+
+def plain_text(prompt: str) -> str:
+    """The words the encoder reads: LoRA tags and weighting syntax taken out, so
+    `nu()de`, `(nud:1)(e:1)` and `<lora:x>nude` all read `nude`."""
+    text, _ = split_lora_tags(prompt)
+    return "".join(piece.text for piece in parse_weighted_prompt(text))
+
+
+class PromptEncoder:
+    """One text encoder through compel: A1111 weights, and no truncation when asked.
+
+    `embeddings` names compel's ReturnedEmbeddingsType (which hidden state a prompt
+    becomes: the last, normalised, for SD 1.x; the penultimate for clip skip 2 and
+    for SDXL; the pooled output for Flux's CLIP).
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        text_encoder: Any,
+        *,
+        embeddings: str = "LAST_HIDDEN_STATES_NORMALIZED",
+        truncate: bool = False,
+    ) -> None:
         from compel import Compel
+        from compel.embeddings_provider import ReturnedEmbeddingsType
 
         self._compel = Compel(
             tokenizer=tokenizer,
             text_encoder=text_encoder,
-            truncate_long_prompts=False,
+            truncate_long_prompts=truncate,
+            returned_embeddings_type=ReturnedEmbeddingsType[embeddings],
             # compel's per-token weights default to float32; keep fp16 models in fp16.
             dtype_for_device_getter=lambda _device: text_encoder.dtype,
         )
+        self._empty: torch.Tensor | None = None
 
-    def encode(self, prompts: list[str]) -> list[torch.Tensor]:
-        """One conditioning tensor per prompt, all padded to the same token length.
+    def encode(self, prompt: str) -> torch.Tensor:
+        """The conditioning of one prompt (batch of one), with its A1111 weights.
 
-        Prompts over 77 tokens are encoded in 77-token chunks and concatenated, so a
-        long prompt gives a longer tensor instead of losing its end.
+        Without truncation, a prompt over 77 tokens is encoded in 77-token chunks and
+        concatenated, so a long prompt gives a longer tensor instead of losing its end.
         """
         import torch
         from compel.prompt_parser import FlattenedPrompt, Fragment
 
-        tensors = []
+        flat = FlattenedPrompt(
+            [Fragment(piece.text, piece.weight) for piece in parse_weighted_prompt(prompt)]
+        )
         with torch.no_grad():
-            for prompt in prompts:
-                flat = FlattenedPrompt(
-                    [Fragment(piece.text, piece.weight) for piece in parse_weighted_prompt(prompt)]
-                )
-                (conditioning, _tokens), _options = (
-                    self._compel.build_conditioning_tensor_for_prompt_object(flat)
-                )
-                tensors.append(conditioning)
-            return self._compel.pad_conditioning_tensors_to_same_length(tensors)
+            (conditioning, _tokens), _options = (
+                self._compel.build_conditioning_tensor_for_prompt_object(flat)
+            )
+        return conditioning
+
+    def pooled(self, prompt: str) -> torch.Tensor:
+        """The encoder's pooled output for the prompt's plain text (77 tokens at most)."""
+        import torch
+
+        with torch.no_grad():
+            return self._compel.conditioning_provider.get_pooled_embeddings(
+                [plain_text(prompt)], device=self._compel.device
+            )
+
+    def pad(self, tensors: list[torch.Tensor], length: int = 0) -> list[torch.Tensor]:
+        """The tensors padded with empty-prompt chunks to the longest one's length (or
+        to `length` tokens, if that is longer)."""
+        import torch
+
+        target = max([length, *(tensor.shape[1] for tensor in tensors)])
+        if self._empty is None:
+            self._empty = self.encode("")
+        padded = []
+        for tensor in tensors:
+            missing = (target - tensor.shape[1]) // self._empty.shape[1]
+            if missing > 0:
+                tensor = torch.cat([tensor, self._empty.repeat(1, missing, 1)], dim=1)
+            padded.append(tensor)
+        return padded

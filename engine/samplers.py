@@ -1,11 +1,16 @@
 """Samplers by their AUTOMATIC1111 names, built as diffusers schedulers.
 
+Two kinds of schedule: DISCRETE, the noise schedules of the UNet families (SD 1.x/2.x,
+SDXL), which take A1111's samplers; and FLOW, the flow-matching families (SD 3, Flux),
+which take diffusers' flow-match schedulers. A name means one scheduler within a kind.
+
 The bot imports this module to validate names, so torch and diffusers are imported
 only inside `build_scheduler`, never at module level.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +28,10 @@ _NO_KARRAS = {"use_karras_sigmas": False}
 
 # "DPM++ SDE" / "DPM++ SDE Karras" are left out: diffusers' DPMSolverSDEScheduler needs
 # the extra `torchsde` package. "DPM++ 2M SDE" covers the same ground without it.
-_RECIPES: dict[str, SamplerRecipe] = {
+DISCRETE = "discrete"
+FLOW = "flow"
+
+_DISCRETE_RECIPES: dict[str, SamplerRecipe] = {
     "Euler a": SamplerRecipe("EulerAncestralDiscreteScheduler"),
     "Euler": SamplerRecipe("EulerDiscreteScheduler", _NO_KARRAS),
     "LMS": SamplerRecipe("LMSDiscreteScheduler", _NO_KARRAS),
@@ -52,7 +60,20 @@ _RECIPES: dict[str, SamplerRecipe] = {
     "DDPM": SamplerRecipe("DDPMScheduler"),
 }
 
-SAMPLER_NAMES: list[str] = list(_RECIPES)
+# Flow matching: Euler with the model's own shift; "Euler a" adds fresh noise each step
+# (diffusers' stochastic sampling); Karras and beta sigma spacings. Heun works with
+# SD 3 only: Flux passes its own sigmas, which FlowMatchHeunDiscreteScheduler refuses.
+_FLOW_RECIPES: dict[str, SamplerRecipe] = {
+    "Euler": SamplerRecipe("FlowMatchEulerDiscreteScheduler"),
+    "Euler a": SamplerRecipe("FlowMatchEulerDiscreteScheduler", {"stochastic_sampling": True}),
+    "Euler Karras": SamplerRecipe("FlowMatchEulerDiscreteScheduler", _KARRAS),
+    "Euler Beta": SamplerRecipe("FlowMatchEulerDiscreteScheduler", {"use_beta_sigmas": True}),
+    "Heun": SamplerRecipe("FlowMatchHeunDiscreteScheduler"),
+}
+_RECIPES = {DISCRETE: _DISCRETE_RECIPES, FLOW: _FLOW_RECIPES}
+
+SAMPLER_NAMES: list[str] = list(_DISCRETE_RECIPES)
+FLOW_SAMPLER_NAMES: list[str] = list(_FLOW_RECIPES)
 
 # Other spellings people paste from A1111 or ComfyUI.
 _ALIASES = {"PLMS": "PNDM", "euler_ancestral": "Euler a", "k_euler_a": "Euler a"}
@@ -62,19 +83,25 @@ def _key(name: str) -> str:
     return "".join(name.lower().split()).replace("_", "")
 
 
-_LOOKUP: dict[str, str] = {_key(name): name for name in SAMPLER_NAMES}
+_LOOKUP: dict[str, str] = {_key(name): name for name in SAMPLER_NAMES + FLOW_SAMPLER_NAMES}
 _LOOKUP.update({_key(alias): name for alias, name in _ALIASES.items()})
 
 
-def canonical_sampler(name: str) -> str:
-    """The A1111 spelling of `name`, matched ignoring case, spaces and underscores."""
+def canonical_sampler(name: str, choices: Iterable[str] | None = None) -> str:
+    """The A1111 spelling of `name`, matched ignoring case, spaces and underscores.
+
+    `choices` (a family's samplers) limits what is accepted; the error lists them.
+    """
+    allowed = list(choices) if choices is not None else SAMPLER_NAMES
     found = _LOOKUP.get(_key(name))
     if found is None:
-        raise ValueError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLER_NAMES)}")
+        raise ValueError(f"unknown sampler {name!r}; choose one of: {', '.join(allowed)}")
+    if found not in allowed:
+        raise ValueError(f"this model cannot use {found!r}; choose one of: {', '.join(allowed)}")
     return found
 
 
-def build_scheduler(name: str, base_config: Any) -> Any:
+def build_scheduler(name: str, base_config: Any, schedule: str = DISCRETE) -> Any:
     """A fresh scheduler for sampler `name`, keeping the model's own noise schedule.
 
     `base_config` is the loaded pipeline's `scheduler.config`; options the sampler
@@ -83,6 +110,7 @@ def build_scheduler(name: str, base_config: Any) -> Any:
     """
     import diffusers
 
-    recipe = _RECIPES[canonical_sampler(name)]
+    recipes = _RECIPES[schedule]
+    recipe = recipes[canonical_sampler(name, recipes)]
     scheduler_class = getattr(diffusers, recipe.scheduler_class)
     return scheduler_class.from_config(base_config, **recipe.options)

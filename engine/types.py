@@ -9,7 +9,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from engine.prompts import split_lora_tags
+
 Mode = Literal["text2img", "img2img", "inpaint"]
+
+
+Offload = Literal["none", "model", "sequential"]
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """How to load one configured model, beyond where it is."""
+
+    family: str = ""  # "sd" | "sdxl" | "sd3" | "flux"; "" = detected from the files
+    vae: str = ""  # a VAE to use instead of the model's own (folder, file or hub id)
+    # A dedicated inpainting checkpoint (9-channel UNet) of the same family, used for
+    # inpaint jobs in place of the model's own denoiser.
+    inpaint_source: str = ""
+    clip_skip: int = 1  # A1111's CLIP_stop_at_last_layers
 
 
 @dataclass(frozen=True)
@@ -20,6 +37,18 @@ class EngineSettings:
     models: dict[str, str] = field(default_factory=dict)
     # diffusers' StableDiffusionSafetyChecker (hub id or folder) run on every picture; "" = off.
     nsfw_classifier: str = ""
+    # Configured model name -> its loading options; a model not listed gets the defaults.
+    model_options: dict[str, ModelOptions] = field(default_factory=dict)
+    loras_path: str = ""  # the folder of LoRA .safetensors files; "" = none
+    # diffusers' CPU offload on CUDA, for big models on small GPUs: "model" moves whole
+    # components in and out, "sequential" single layers (slowest, least memory).
+    offload: Offload = "none"
+    keep_in_ram: int = 0  # recently used models parked in CPU memory for fast switching
+    # Speed options, CUDA only: channels-last UNet memory, fused attention projections,
+    # and torch.compile of the denoiser (sizes snap to aspect buckets: one compile each).
+    channels_last: bool = False
+    fuse_qkv: bool = False
+    compile: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,10 +75,25 @@ class ImageSpec:
             return "text2img"
         return "inpaint" if self.mask_image is not None else "img2img"
 
+    @property
+    def loras(self) -> tuple[tuple[str, float], ...]:
+        """The `<lora:NAME:WEIGHT>` tags of the prompt, as (name, weight), sorted."""
+        _, tags = split_lora_tags(self.prompt)
+        return tuple(sorted((tag.name, tag.weight) for tag in tags))
+
     def batch_key(self) -> tuple[object, ...]:
-        """Specs with equal keys can run in one pipeline call."""
+        """Specs with equal keys can run in one pipeline call (same LoRAs included)."""
         strength = self.strength if self.mode != "text2img" else None
-        return (self.mode, self.steps, self.cfg, self.width, self.height, self.sampler, strength)
+        return (
+            self.mode,
+            self.steps,
+            self.cfg,
+            self.width,
+            self.height,
+            self.sampler,
+            strength,
+            self.loras,
+        )
 
 
 @dataclass(frozen=True)

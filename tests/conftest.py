@@ -43,6 +43,40 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_sdxl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny SDXL pipeline (two CLIP encoders, pooled embedding; native 64x64)."""
+    from tiny_families import build_tiny_sdxl
+
+    return build_tiny_sdxl(tmp_path_factory.mktemp("models") / "tinyxl")
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_checkpoint(tiny_sdxl_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny SDXL model as one original-layout `.safetensors` file."""
+    from tiny_families import save_sdxl_single_file
+
+    folder = tmp_path_factory.mktemp("xlckpt")
+    return save_sdxl_single_file(tiny_sdxl_dir, folder / "tinyxlfile.safetensors")
+
+
+@pytest.fixture(scope="session")
+def tiny_sd3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny SD 3 pipeline (CLIP-L, CLIP-G and T5; native 64x64)."""
+    from tiny_families import build_tiny_sd3
+
+    return build_tiny_sd3(tmp_path_factory.mktemp("models") / "tinysd3")
+
+
+@pytest.fixture(scope="session")
+def tiny_flux_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny schnell-shaped Flux pipeline (CLIP + T5; diffusers' native 128 latents,
+    256x256 with the tiny VAE)."""
+    from tiny_families import build_tiny_flux
+
+    return build_tiny_flux(tmp_path_factory.mktemp("models") / "tinyflux")
+
+
+@pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same tiny model as one single-file `.safetensors` checkpoint."""
     from tiny_model import save_single_file

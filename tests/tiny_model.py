@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -18,7 +19,7 @@ import torch
 _WORDS = ["a", "cat", "dog", "red", "blue", "hat", "fox", "lighthouse", "dusk", "portrait"]
 
 
-def _write_tokenizer(folder: Path) -> None:
+def write_clip_tokenizer(folder: Path) -> None:
     from transformers import CLIPTokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -48,7 +49,7 @@ def build_tiny_pipeline(folder: Path, seed: int = 0) -> Path:
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     torch.manual_seed(seed)
-    _write_tokenizer(folder / "tokenizer")
+    write_clip_tokenizer(folder / "tokenizer")
     tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
@@ -64,7 +65,7 @@ def build_tiny_pipeline(folder: Path, seed: int = 0) -> Path:
         )
     )
     unet = UNet2DConditionModel(
-        sample_size=16,
+        sample_size=32,  # x the VAE factor 2: a native size of 64
         in_channels=4,
         out_channels=4,
         layers_per_block=1,
@@ -201,32 +202,26 @@ def _rename_part(rest: str, parts: list[tuple[str, str]]) -> str:
     return rest
 
 
-def save_single_file(model_dir: Path, path: Path) -> Path:
-    """Write the diffusers model in `model_dir` as one original-layout checkpoint.
-
-    The file uses the key names of the original Stable Diffusion checkpoints
-    (`model.diffusion_model.*`, `first_stage_model.*`, `cond_stage_model.transformer.*`),
-    which is what `from_single_file` converts from. Beside it go the model's configs
-    and tokenizer without weights, the way a hub repo keeps a `.safetensors` next to
-    its `model_index.json`, so it loads offline.
-    """
-    import shutil
-
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from safetensors.torch import save_file
-    from transformers import CLIPTextModel
-
-    unet = UNet2DConditionModel.from_pretrained(model_dir / "unet")
-    vae = AutoencoderKL.from_pretrained(model_dir / "vae")
-    text_encoder = CLIPTextModel.from_pretrained(model_dir / "text_encoder")
-
-    state: dict[str, torch.Tensor] = {}
+def ldm_unet_state(unet: Any) -> dict[str, torch.Tensor]:
+    """A diffusers UNet's weights under the original LDM names (`model.diffusion_model.*`)."""
+    state = {}
     unet_pairs = _unet_to_ldm_names(dict(unet.config))
+    # SDXL's micro-conditioning embedding (`label_emb` in the original).
+    unet_pairs += [
+        ("add_embedding.linear_1.", "label_emb.0.0."),
+        ("add_embedding.linear_2.", "label_emb.0.2."),
+    ]
     for key, value in unet.state_dict().items():
         prefix, rest = _rename_prefix(key, unet_pairs)
         if ".resnets." in key:
             rest = _rename_part(rest, _RESNET_PARTS)
         state["model.diffusion_model." + prefix + rest] = value
+    return state
+
+
+def ldm_vae_state(vae: Any) -> dict[str, torch.Tensor]:
+    """A diffusers VAE's weights under the original names (`first_stage_model.*`)."""
+    state = {}
     vae_pairs = _vae_to_ldm_names(dict(vae.config))
     for key, value in vae.state_dict().items():
         prefix, rest = _rename_prefix(key, vae_pairs)
@@ -236,21 +231,58 @@ def save_single_file(model_dir: Path, path: Path) -> Path:
             if value.ndim == 2:  # the original stores these as 1x1 convolutions
                 value = value[:, :, None, None]
         state["first_stage_model." + prefix + rest] = value
+    return state
+
+
+def clip_state(text_encoder: Any, prefix: str) -> dict[str, torch.Tensor]:
+    """A transformers CLIP text model's weights, nested under `prefix` + `text_model.`."""
+    state = {}
     for key, value in text_encoder.state_dict().items():
         # Original checkpoints nest CLIP under `text_model.`; newer transformers
         # releases may leave that level out of the state dict.
         name = key if key.startswith("text_model.") else "text_model." + key
-        state["cond_stage_model.transformer." + name] = value
+        state[prefix + name] = value
+    return state
+
+
+def write_single_file(
+    state: dict[str, torch.Tensor], model_dir: Path, path: Path, components: list[str]
+) -> Path:
+    """Save `state` as `path`, with the model's configs and tokenizers (no weights)
+    beside it, the way a hub repo keeps a `.safetensors` next to its `model_index.json`."""
+    import shutil
+
+    from safetensors.torch import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({key: value.contiguous() for key, value in state.items()}, str(path))
     shutil.copy(model_dir / "model_index.json", path.parent / "model_index.json")
-    for component in ("unet", "vae", "text_encoder"):
+    for component in components:
         (path.parent / component).mkdir(exist_ok=True)
         shutil.copy(model_dir / component / "config.json", path.parent / component)
-    for component in ("scheduler", "tokenizer"):
-        shutil.copytree(model_dir / component, path.parent / component, dirs_exist_ok=True)
+    for folder in model_dir.iterdir():
+        if folder.name.startswith(("tokenizer", "scheduler")):
+            shutil.copytree(folder, path.parent / folder.name, dirs_exist_ok=True)
     return path
+
+
+def save_single_file(model_dir: Path, path: Path) -> Path:
+    """Write the diffusers model in `model_dir` as one original-layout checkpoint.
+
+    The file uses the key names of the original Stable Diffusion checkpoints
+    (`model.diffusion_model.*`, `first_stage_model.*`, `cond_stage_model.transformer.*`),
+    which is what `from_single_file` converts from; it loads offline because the
+    configs lie beside it.
+    """
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    unet = UNet2DConditionModel.from_pretrained(model_dir / "unet")
+    vae = AutoencoderKL.from_pretrained(model_dir / "vae")
+    text_encoder = CLIPTextModel.from_pretrained(model_dir / "text_encoder")
+    state = ldm_unet_state(unet) | ldm_vae_state(vae)
+    state |= clip_state(text_encoder, "cond_stage_model.transformer.")
+    return write_single_file(state, model_dir, path, ["unet", "vae", "text_encoder"])
 
 
 def build_tiny_safety_checker(folder: Path, *, flag_everything: bool, seed: int = 0) -> Path:

@@ -12,6 +12,7 @@ import random
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dynamicprompts.commands import Command
 from dynamicprompts.enums import SamplingMethod
@@ -38,7 +39,15 @@ from bot.validation import (
     check_strength,
     parse_size,
 )
-from engine.samplers import SAMPLER_NAMES, canonical_sampler
+from engine.families import FAMILIES
+from engine.loras import LoraError, find_lora, lora_family
+from engine.prompts import plain_text, split_lora_tags
+from engine.samplers import FLOW_SAMPLER_NAMES, SAMPLER_NAMES, canonical_sampler
+
+ALL_SAMPLERS = list(dict.fromkeys(SAMPLER_NAMES + FLOW_SAMPLER_NAMES))
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 NO_PROMPT = "Write what to paint after the command, like: /imagine a red fox at dusk"
 
@@ -54,8 +63,9 @@ class ImageSource:
 
 
 def is_sampler(name: str) -> bool:
+    """Any family's sampler: inline parsing only needs to know where the name ends."""
     try:
-        canonical_sampler(name)
+        canonical_sampler(name, ALL_SAMPLERS)
     except ValueError:
         return False
     return True
@@ -66,11 +76,17 @@ def random_seed() -> int:
 
 
 def resolve_model(ctx: Context, name: str | None) -> tuple[str, ModelConfig]:
-    """The named model (or the current one) and its configured defaults."""
-    models = ctx.services.config.models
+    """The named model (or the current one) and its defaults."""
+    return model_defaults(ctx.services, name)
+
+
+def model_defaults(services: Services, name: str | None) -> tuple[str, ModelConfig]:
+    models = services.config.models
     if name is None:
-        name = ctx.services.scheduler.current_model
-        return name, models.get(name) or ModelConfig(source=name)
+        name = services.scheduler.current_model
+        if name in models:
+            return name, models[name]
+        return name, ModelConfig(source=services.config.model_source(name))
     found = next((known for known in models if known.lower() == name.strip().lower()), None)
     if found is None:
         raise BadInput(f"Unknown model '{name}'. Available: {', '.join(models) or 'none'}.")
@@ -129,33 +145,30 @@ def build_request(
     check_prompt_length(ctx, negative, "negative prompt")
     model, defaults = resolve_model(ctx, params.model)
 
+    traits = defaults.traits
+    max_side = defaults.side_limit(limits)
+
     seed = params.seed if params.seed is not None else random_seed()
     check_seed(seed)
     steps = params.steps if params.steps is not None else defaults.default_steps
-    check_steps(steps, limits.max_steps)
+    check_steps(steps, defaults.steps_limit(limits))
     cfg = params.cfg if params.cfg is not None else defaults.default_cfg
     check_cfg(cfg)
     count = params.count if params.count is not None else 1
     check_count(count)
-    sampler_name = params.sampler if params.sampler is not None else defaults.sampler
-    try:
-        sampler = canonical_sampler(sampler_name)
-    except ValueError:
-        raise BadInput(
-            f"Unknown sampler '{sampler_name}'. Available: {', '.join(SAMPLER_NAMES)}."
-        ) from None
+    sampler = _sampler(params.sampler or str(defaults.sampler), model, traits.samplers)
     if params.size is not None:
         width, height = parse_size(
             params.size,
             base_width=defaults.width,
             base_height=defaults.height,
-            max_side=limits.max_side,
+            max_side=max_side,
         )
     elif source is not None:
         width, height = source.width, source.height
     else:
         width, height = defaults.width, defaults.height
-    check_size(width, height, limits.max_side)
+    check_size(width, height, max_side)
     strength = None
     if source is not None:
         strength = params.strength if params.strength is not None else source.strength
@@ -172,9 +185,16 @@ def build_request(
         raise BadInput(NO_PROMPT)
     check_prompt_length(ctx, prompt)
     check_prompt_length(ctx, negative, "negative prompt")
-    refusal = ctx.services.prompt_filter.check(prompt)
-    if refusal is not None:
-        raise PromptRefused(refusal)
+    # The filter reads what the encoder will read: no LoRA tags, no weighting syntax
+    # splitting a word (`nu()de`), as well as the prompt as typed.
+    for text in (prompt, plain_text(prompt)):
+        refusal = ctx.services.prompt_filter.check(text)
+        if refusal is not None:
+            raise PromptRefused(refusal)
+    _check_loras(ctx, prompt, model, defaults)
+    notes = []
+    if negative and not traits.uses_negative:
+        notes.append(f"{traits.label} models take no negative prompt, so yours is ignored.")
     return GenerationRequest(
         kind=kind,
         prompt=prompt,
@@ -192,7 +212,34 @@ def build_request(
         parent_job=parent[0] if parent else None,
         parent_index=parent[1] if parent else None,
         model_given=params.model is not None,
+        notes=notes,
     )
+
+
+def _sampler(name: str, model: str, choices: tuple[str, ...]) -> str:
+    try:
+        return canonical_sampler(name, choices)
+    except ValueError:
+        known = is_sampler(name)
+        what = f"{model} cannot use the sampler '{name}'" if known else f"Unknown sampler '{name}'"
+        raise BadInput(f"{what}. Available: {', '.join(choices)}.") from None
+
+
+def _check_loras(ctx: Context, prompt: str, model: str, defaults: ModelConfig) -> None:
+    """Every `<lora:NAME>` must be installed and made for the model's family."""
+    _, tags = split_lora_tags(prompt)
+    folder = ctx.services.config.loras_dir
+    for tag in tags:
+        try:
+            name, path = find_lora(folder, tag.name)
+        except LoraError as exc:
+            raise BadInput(str(exc)) from None
+        made_for = lora_family(path)
+        if made_for is not None and made_for != defaults.family:
+            raise BadInput(
+                f"The LoRA '{name}' is for {FAMILIES[made_for].label} models; "
+                f"{model} is {defaults.traits.label}."
+            )
 
 
 class PromptRefused(BadInput):
@@ -222,7 +269,8 @@ async def submit(ctx: Context, request: GenerationRequest) -> Outcome:
     place = scheduler.position(job.id)
     # No place in the queue: the job went straight to the engine.
     position, eta = place if place is not None else (0, None)
-    return JobAccepted(job, position, eta, render.status_text(Queued(position, eta)))
+    text = "\n".join([render.status_text(Queued(position, eta)), *request.notes])
+    return JobAccepted(job, position, eta, text)
 
 
 def new_input_path(data_dir: Path) -> tuple[Path, str]:

@@ -19,7 +19,7 @@ def help_text(ctx: Context) -> str:
         "/vary — attach a picture (or reply to one), optionally with a prompt",
         "/avatar — build a profile picture step by step",
         "/queue — your place in the queue · /cancel [id] — stop a job",
-        "/model — list models",
+        "/model — list models · /loras — list LoRAs",
         "",
         "Options, after the prompt:",
         f"--ar 3:2 or --size 768x512 (each side 64–{limits.max_side})",
@@ -27,12 +27,13 @@ def help_text(ctx: Context) -> str:
         f"--cfg N ({CFG_RANGE[0]:g}–{CFG_RANGE[1]:g})",
         f"--seed N (0–{SEED_MAX})",
         f"--n N pictures ({COUNT_RANGE[0]}–{COUNT_RANGE[1]})",
-        '--sampler "Euler a"',
+        '--sampler "Euler a" (which ones depends on the model)',
         "--no things to avoid (up to the next option)",
         f"--model NAME ({models})",
         f"--strength N for /vary ({STRENGTH_RANGE[0]:g}–{STRENGTH_RANGE[1]:g})",
         "",
         "{red|blue} picks one variant at random (the same again with the same --seed).",
+        "(word:1.3) weighs a word more, [word] less; <lora:NAME:0.8> adds a LoRA.",
         f"Prompts: up to {limits.max_prompt_chars:,} characters. "
         f"Limits: {limits.jobs_per_minute} jobs a minute, "
         f"{limits.max_queued_per_user} waiting at once.",

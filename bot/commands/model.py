@@ -38,8 +38,8 @@ def _listing(ctx: Context) -> str:
     for name, model in config.models.items():
         mark = "✅" if name == current else "▫️"
         lines.append(
-            f"{mark} {name} — {model.width}x{model.height}, {model.default_steps} steps, "
-            f"{model.sampler}"
+            f"{mark} {name} — {model.traits.label}, {model.width}x{model.height}, "
+            f"{model.default_steps} steps, {model.sampler}"
         )
     if current not in config.models:
         lines.append(f"✅ {current}")

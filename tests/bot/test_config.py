@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -124,3 +125,43 @@ def test_missing_optional_file_gives_defaults(tmp_path: Path) -> None:
     assert config.models == {}
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "absent.toml")
+
+
+def test_model_defaults_come_from_the_model_unless_set(
+    tmp_path: Path, tiny_sdxl_dir: Path, tiny_model_dir: Path
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[engine]\ndefault_model = "xl"\n[models.xl]\nsource = "{tiny_sdxl_dir}"\n'
+        f'[models.mine]\nsource = "{tiny_model_dir}"\nwidth = 96\nsampler = "ddim"\n'
+        "default_cfg = 0\n"
+    )
+    config = load_config(path)
+    xl, mine = config.models["xl"], config.models["mine"]
+    assert (xl.family, xl.width, xl.height, xl.default_steps) == ("sdxl", 64, 64, 30)
+    assert (xl.default_cfg, xl.sampler) == (6.0, "DPM++ 2M Karras")
+    assert (mine.family, mine.width, mine.height, mine.sampler) == ("sd", 96, 64, "DDIM")
+    assert mine.default_cfg == 0  # set, so not the family's 7
+    options = config.engine_settings().model_options
+    assert options["xl"].family == "sdxl" and options["mine"].clip_skip == 1
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ('family = "sdxl"\nsampler = "Euler Beta"', "sampler: this model cannot use 'Euler Beta'"),
+        ('family = "flux"\nsampler = "DDIM"', "sampler: this model cannot use 'DDIM'"),
+        ('family = "sdxl"\nclip_skip = 2', "clip_skip: SDXL takes 1"),
+        ('family = "sd4"', "family: must be one of 'sd', 'sdxl', 'sd3', 'flux'"),
+        ("max_side = 10", "max_side: too small"),
+    ],
+)
+def test_model_keys_are_checked_against_the_family(
+    tmp_path: Path, tiny_model_dir: Path, keys: str, message: str
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[engine]\ndefault_model = "m"\n[models.m]\nsource = "{tiny_model_dir}"\n{keys}\n'
+    )
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(path)

@@ -107,19 +107,16 @@ def test_loading_the_loaded_model_again_keeps_it(engine: Engine) -> None:
     assert engine.pipeline is pipeline
 
 
-def test_a_failed_load_leaves_no_model_and_a_later_load_works(
-    tiny_model_dir: Path, tmp_path: Path
-) -> None:
+def test_a_failed_load_keeps_the_model_loaded_before(tiny_model_dir: Path, tmp_path: Path) -> None:
     engine = load_engine(tiny_model_dir)
+    (before,) = engine.generate([make_spec(seed=5)])
     empty_folder = tmp_path / "empty"
     empty_folder.mkdir()
     with pytest.raises(ModelLoadError):
         engine.load(str(empty_folder))
-    assert engine.model_name is None
-    with pytest.raises(EngineError, match="no model is loaded"):
-        engine.generate([make_spec()])
-    engine.load(str(tiny_model_dir))
-    assert len(engine.generate([make_spec()])) == 1
+    assert engine.model_name == tiny_model_dir.name
+    (after,) = engine.generate([make_spec(seed=5)])
+    assert np.array_equal(pixels(before.png), pixels(after.png))
 
 
 def test_device_and_dtype_settings() -> None:
@@ -149,3 +146,34 @@ def test_half_precision_setting_holds_for_every_pipeline(tiny_model_dir: Path) -
     )
     assert pixels(text2img.png).std() > 1
     assert pixels(img2img.png).std() > 1
+
+
+def test_a_model_that_loads_but_cannot_paint_is_refused_and_the_old_one_stays(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from diffusers import UNet2DConditionModel
+
+    # A UNet whose cross-attention width does not match the text encoder: every file
+    # loads, but no picture can be made (as SDXL loaded as SD 1.x once failed).
+    broken = Path(shutil.copytree(tiny_model_dir, tmp_path / "broken"))
+    config = dict(UNet2DConditionModel.load_config(broken / "unet"))
+    config["cross_attention_dim"] = 48
+    UNet2DConditionModel.from_config(config).save_pretrained(broken / "unet")
+    engine = load_engine(tiny_model_dir)
+    with pytest.raises(ModelLoadError, match=r"^broken loads but cannot paint: ") as caught:
+        engine.load(str(broken))
+    assert "\n" not in str(caught.value)
+    assert engine.model_name == tiny_model_dir.name
+    assert len(engine.generate([make_spec()])) == 1
+
+
+def test_a_file_of_no_known_family_is_one_clear_line(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    odd = tmp_path / "odd.safetensors"
+    save_file({"encoder.layer.0.weight": torch.zeros(2, 2)}, str(odd))
+    with pytest.raises(
+        ModelLoadError, match=r"^cannot load odd\.safetensors: cannot tell which"
+    ) as caught:
+        Engine(EngineSettings(device="cpu")).load(str(odd))
+    assert 'family = "sd"' in str(caught.value) and "\n" not in str(caught.value)

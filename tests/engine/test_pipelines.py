@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.pipelines import OUT_OF_MEMORY_MESSAGE, Engine
+from engine.memory import OUT_OF_MEMORY_MESSAGE
+from engine.pipelines import Engine
 from engine.samplers import SAMPLER_NAMES
 from engine.types import EngineError, EngineSettings, GenerationCancelled
 from tests.engine.helpers import load_engine, make_spec, pixels
@@ -188,3 +189,11 @@ def test_out_of_memory_is_retried_then_reported_and_the_engine_recovers(
     assert str(caught.value) == OUT_OF_MEMORY_MESSAGE
     (image,) = engine.generate([make_spec()])
     assert (image.width, image.height) == (64, 64)
+
+
+def test_a_picture_is_the_same_alone_and_batched_with_a_long_prompt(engine: Engine) -> None:
+    short = make_spec(prompt="a red fox", seed=21)
+    long = make_spec(prompt=", ".join(["a red fox in a blue hat"] * 12), seed=22)
+    (alone,) = engine.generate([short])
+    batched, _ = engine.generate([short, long])
+    assert np.array_equal(pixels(alone.png), pixels(batched.png))

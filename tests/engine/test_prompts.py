@@ -8,7 +8,14 @@ import pytest
 import torch
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from engine.prompts import PromptEncoder, WeightedText, parse_weighted_prompt
+from engine.prompts import (
+    LoraTag,
+    PromptEncoder,
+    WeightedText,
+    parse_weighted_prompt,
+    plain_text,
+    split_lora_tags,
+)
 
 
 def pieces(prompt: str) -> list[tuple[str, float]]:
@@ -56,8 +63,9 @@ def encoder(tiny_model_dir: Path) -> PromptEncoder:
 
 
 def test_weights_change_the_conditioning(encoder: PromptEncoder) -> None:
-    plain, up, down, same = encoder.encode(
-        ["a red fox", "a (red:1.5) fox", "a [red] fox", "a (red:1.0) fox"]
+    plain, up, down, same = (
+        encoder.encode(prompt)
+        for prompt in ["a red fox", "a (red:1.5) fox", "a [red] fox", "a (red:1.0) fox"]
     )
     assert plain.shape == up.shape == (1, 77, 32)
     assert not torch.allclose(plain, up)
@@ -69,9 +77,9 @@ def test_weights_change_the_conditioning(encoder: PromptEncoder) -> None:
 def test_long_prompts_are_not_truncated(encoder: PromptEncoder) -> None:
     # The tiny vocabulary spells most words letter by letter: ~100 tokens.
     long_prompt = "a red fox in a blue hat at dusk, " * 4
-    (short,) = encoder.encode(["a red fox"])
-    (long,) = encoder.encode([long_prompt])
-    (changed_end,) = encoder.encode([long_prompt + "portrait"])
+    short = encoder.encode("a red fox")
+    long = encoder.encode(long_prompt)
+    changed_end = encoder.encode(long_prompt + "portrait")
     assert short.shape[1] == 77
     assert long.shape[1] == 154
     # The words past token 77 reach the conditioning instead of being cut off.
@@ -80,6 +88,34 @@ def test_long_prompts_are_not_truncated(encoder: PromptEncoder) -> None:
 
 
 def test_prompts_are_padded_to_the_same_length(encoder: PromptEncoder) -> None:
-    positive, negative = encoder.encode(["a red fox at dusk, " * 8, "blurry"])
+    positive, negative = encoder.pad(
+        [encoder.encode("a red fox at dusk, " * 8), encoder.encode("blurry")]
+    )
     assert positive.shape == negative.shape
     assert positive.shape[1] == 154
+    # Padding adds empty-prompt chunks after the prompt's own, which stay as they were.
+    assert torch.equal(negative[:, :77], encoder.encode("blurry"))
+
+
+@pytest.mark.parametrize(
+    ("prompt", "plain"),
+    [
+        ("nu()de", "nude"),
+        ("nu[]de", "nude"),
+        ("(nud:1)(e:1)", "nude"),
+        ("nak()ed wo()man", "naked woman"),
+        ("((a cat:1.2)) in [a hat]", "a cat in a hat"),
+        (r"a \(cat\)", "a (cat)"),
+        ("<lora:detail:0.8>nu<lora:x>de", "nude"),
+    ],
+)
+def test_plain_text_is_what_the_encoder_reads(prompt: str, plain: str) -> None:
+    assert plain_text(prompt) == plain
+
+
+def test_lora_tags_are_split_out_with_their_weights() -> None:
+    text, tags = split_lora_tags("a fox <lora:detail:0.8>, <LORA:Film Grain> <lora:detail:0.5>")
+    assert text == "a fox ,  "
+    # Named twice: the last weight counts; no weight: 1.
+    assert tags == [LoraTag("Film Grain", 1.0), LoraTag("detail", 0.5)]
+    assert split_lora_tags("no tags (here:1.2)") == ("no tags (here:1.2)", [])

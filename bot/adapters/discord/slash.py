@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import discord
 from discord import app_commands
 
-from bot.commands import admin, cancel, imagine, model, queue, vary
+from bot.commands import admin, cancel, imagine, loras, model, queue, vary
 from bot.commands import avatar as avatar_command
 from bot.commands import help as usage
 from bot.commands.base import Context, ImageInput, Outcome, Reply
+from bot.commands.generation import model_defaults
 from bot.validation import CFG_RANGE, COUNT_RANGE, SEED_MAX, STRENGTH_RANGE
-from engine.samplers import SAMPLER_NAMES
 
 if TYPE_CHECKING:
     from bot.avatar import AvatarStep
@@ -33,6 +33,7 @@ Steps = app_commands.Range[int, 1, None]
 Cfg = app_commands.Range[float, CFG_RANGE[0], CFG_RANGE[1]]
 Count = app_commands.Range[int, COUNT_RANGE[0], COUNT_RANGE[1]]
 Strength = app_commands.Range[float, STRENGTH_RANGE[0], STRENGTH_RANGE[1]]
+LoraWeight = app_commands.Range[float, -2.0, 2.0]
 Aspect = Literal["1:1", "3:2", "2:3", "4:3", "3:4", "16:9", "9:16"]
 
 Command = Callable[[Context], Awaitable[Outcome]]
@@ -56,7 +57,18 @@ def add_commands(
     async def sampler_suggestions(
         interaction: discord.Interaction[Any], current: str
     ) -> list[app_commands.Choice[str]]:
-        return _suggest(SAMPLER_NAMES, current)
+        # Only what the model this command would paint with can use.
+        chosen = getattr(interaction.namespace, "model", None)
+        try:
+            _, defaults = model_defaults(services, chosen or None)
+        except ValueError:  # a model name still being typed
+            _, defaults = model_defaults(services, None)
+        return _suggest(defaults.traits.samplers, current)
+
+    async def lora_suggestions(
+        interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        return _suggest(loras.installed(services.config), current)
 
     @tree.command(name="imagine", description="Paint a picture from your words")
     @app_commands.describe(
@@ -70,8 +82,12 @@ def add_commands(
         sampler="Sampling method",
         count="How many pictures (1-4)",
         model="Model to paint with",
+        lora="A LoRA to paint with (more: <lora:NAME:0.8> in the prompt)",
+        lora_weight="How strongly the LoRA applies (1 by default)",
     )
-    @app_commands.autocomplete(sampler=sampler_suggestions, model=model_suggestions)
+    @app_commands.autocomplete(
+        sampler=sampler_suggestions, model=model_suggestions, lora=lora_suggestions
+    )
     async def imagine_command(
         interaction: discord.Interaction[Any],
         prompt: str,
@@ -84,7 +100,15 @@ def add_commands(
         sampler: str | None = None,
         count: Count | None = None,
         model: str | None = None,
+        lora: str | None = None,
+        lora_weight: LoraWeight | None = None,
     ) -> None:
+        text = prompt
+        if lora:
+            # The same tag a prompt would carry: one path for both ways of asking.
+            weight = lora_weight if lora_weight is not None else 1.0
+            text = f"{prompt} <lora:{lora.replace('>', '')}:{weight:g}>"
+
         async def command(ctx: Context) -> Outcome:
             if aspect is not None and size is not None:
                 return Reply("Give either an aspect or a size, not both.", error=True)
@@ -98,7 +122,7 @@ def add_commands(
                 count=count,
                 model=model,
             )
-            return await imagine.run(ctx, prompt, options)
+            return await imagine.run(ctx, text, options)
 
         await run(interaction, command)
 
@@ -131,6 +155,10 @@ def add_commands(
     @tree.command(name="help", description="How to use Atelier")
     async def help_command(interaction: discord.Interaction[Any]) -> None:
         await run(interaction, usage.run, private=True)
+
+    @tree.command(name="loras", description="The LoRAs you can use: <lora:NAME:0.8>")
+    async def loras_command(interaction: discord.Interaction[Any]) -> None:
+        await run(interaction, loras.run, private=True)
 
     @tree.command(name="model", description="List the models; admins: switch to another")
     @app_commands.describe(name="The model to switch to (admins only)")

@@ -38,7 +38,7 @@ from bot.adapters.telegram.media import (
 from bot.adapters.telegram.retry import RetryingLimiter
 from bot.adapters.telegram.sender import UPLOAD_TIMEOUT_S, TelegramSender
 from bot.adapters.telegram.surface import ChatSurface
-from bot.commands import admin, avatar, buttons, cancel, imagine, model, queue, vary
+from bot.commands import admin, avatar, buttons, cancel, imagine, loras, model, queue, vary
 from bot.commands import help as help_command
 from bot.commands.base import Caller, Context, Outcome, Reply
 from bot.config import ConfigError
@@ -61,6 +61,7 @@ COMMAND_MENU = [
     ("queue", "Where your pictures are in the queue"),
     ("cancel", "Cancel your latest queued picture"),
     ("model", "List models (admins: /model NAME switches)"),
+    ("loras", "List LoRAs, used as <lora:NAME:0.8> in a prompt"),
     ("help", "How to use Atelier"),
 ]
 SOMETHING_WENT_WRONG = "⚠️ Something went wrong there. Please try again."
@@ -161,6 +162,7 @@ class TelegramAdapter:
             "queue": lambda ctx, text: queue.run(ctx),
             "cancel": lambda ctx, text: cancel.run(ctx, _first_word(text)),
             "model": lambda ctx, text: model.run(ctx, text or None),
+            "loras": lambda ctx, text: loras.run(ctx),
             "ban": _ban,
             "unban": admin.unban,
         }

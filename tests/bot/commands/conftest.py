@@ -18,13 +18,24 @@ from bot.services import Services
 from .harness import ADMIN_ID, BLOCKED, Harness
 
 
-def _extra_config(tiny_model_dir: Path, presets_file: Path) -> str:
+def _extra_config(tiny_model_dir: Path, presets_file: Path, families: dict[str, Path]) -> str:
     return f"""
 [models.tiny2]
 source = "{tiny_model_dir}"
 default_steps = 3
 width = 128
 height = 128
+
+# Defaults left out: they come from the model (family, native size).
+[models.xl]
+source = "{families["xl"]}"
+max_steps = 40  # SDXL's 30 default steps are over this package's [limits] max_steps
+
+[models.flux]
+source = "{families["flux"]}"
+
+[loras]
+path = "{families["loras"]}"
 
 [limits]
 jobs_per_minute = 1000
@@ -60,13 +71,22 @@ key = "style"
 @pytest.fixture(scope="package")
 async def harness(
     tiny_model_dir: Path,
+    tiny_sdxl_dir: Path,
+    tiny_flux_dir: Path,
     write_config: Callable[..., Path],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Harness]:
+    from tiny_families import build_tiny_lora
+
     folder = tmp_path_factory.mktemp("commands")
     presets_file = folder / "more_presets.toml"
     presets_file.write_text(_EXTRA_PRESETS, encoding="utf-8")
-    config = load_config(write_config(folder, _extra_config(tiny_model_dir, presets_file)))
+    loras = folder / "loras"
+    build_tiny_lora(tiny_sdxl_dir, loras / "xldetail.safetensors")
+    build_tiny_lora(tiny_flux_dir, loras / "fluxstyle.safetensors")
+    families = {"xl": tiny_sdxl_dir, "flux": tiny_flux_dir, "loras": loras}
+    extra = _extra_config(tiny_model_dir, presets_file, families)
+    config = load_config(write_config(folder, extra))
     services = await Services.start(config)
     yield Harness(services)
     await services.close()

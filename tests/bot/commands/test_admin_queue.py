@@ -44,7 +44,7 @@ async def test_admin_switches_the_model_and_it_persists(harness: Harness) -> Non
 
 async def test_admin_switch_to_unknown_model(harness: Harness) -> None:
     outcome = await model.run(harness.admin(), "sdxl")
-    assert outcome == Reply("Unknown model 'sdxl'. Available: tiny, tiny2.", error=True)
+    assert outcome == Reply("Unknown model 'sdxl'. Available: tiny, tiny2, xl, flux.", error=True)
     assert harness.services.scheduler.current_model == "tiny"
 
 

@@ -90,7 +90,7 @@ async def test_unquoted_multiword_sampler(harness: Harness) -> None:
         ("a fox --size big", "Size must look like 768x512 or an aspect ratio like 3:2"),
         ("a fox --cfg nan", "Cfg must be a number between 0 and 30."),
         ("a fox --steps many", "--steps must be a whole number (got 'many')."),
-        ("a fox --model sdxl", "Unknown model 'sdxl'. Available: tiny, tiny2."),
+        ("a fox --model sdxl", "Unknown model 'sdxl'. Available: tiny, tiny2, xl, flux."),
         ("a fox --sampler Bogus", "Unknown sampler 'Bogus'. Available: Euler a, Euler,"),
         ("a fox --style raw", "Unknown option --style. Options: --ar, --size, --seed,"),
         ("a fox --seed", "--seed needs a value, like --seed 1234."),
