@@ -316,3 +316,15 @@ def _check(config: Config) -> None:
     presets_file = config.avatar.presets_file
     if presets_file and not config.resolve_path(presets_file).exists():
         raise ConfigError(f"[avatar] presets_file: {presets_file} does not exist")
+    _check_admin_ids(config.admins)
+
+
+def _check_admin_ids(admins: AdminsConfig) -> None:
+    """Platforms name users by number; a "@name" would be accepted and never match."""
+    for platform in ("discord", "telegram"):
+        for user_id in getattr(admins, platform):
+            if not (user_id.isascii() and user_id.isdecimal()):
+                raise ConfigError(
+                    f"[admins] {platform}: {user_id!r} is not a user id (ids are numbers); "
+                    "send /whoami to the bot to get yours"
+                )
