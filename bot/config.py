@@ -319,11 +319,15 @@ def _check(config: Config) -> None:
     _check_admin_ids(config.admins)
 
 
+def is_user_id(value: str) -> bool:
+    """Discord and Telegram name users by number; a "@name" would never match."""
+    return value.isascii() and value.isdecimal()
+
+
 def _check_admin_ids(admins: AdminsConfig) -> None:
-    """Platforms name users by number; a "@name" would be accepted and never match."""
     for platform in ("discord", "telegram"):
         for user_id in getattr(admins, platform):
-            if not (user_id.isascii() and user_id.isdecimal()):
+            if not is_user_id(user_id):
                 raise ConfigError(
                     f"[admins] {platform}: {user_id!r} is not a user id (ids are numbers); "
                     "send /whoami to the bot to get yours"

@@ -125,7 +125,9 @@ def main(conn: Connection, settings: EngineSettings, max_batch: int, log_level: 
 
 
 def _configure_logging(level: int) -> None:
-    logging.basicConfig(level=level, format="engine: %(levelname)s %(name)s: %(message)s")
+    from bot.logs import configure_logging  # the one place handlers and filters are set
+
+    configure_logging(level, process="engine")
     quiet = "error" if level >= logging.ERROR else "warning"
     os.environ.setdefault("DIFFUSERS_VERBOSITY", quiet)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", quiet)
