@@ -15,6 +15,7 @@ from bot.config import TelegramConfig
 from bot.init.models import ModelChoice
 
 COMMENT_COLUMN = 25
+_TOKEN_HINT = "keep this file private; a set $..._TOKEN wins"
 
 
 @dataclass(frozen=True)
@@ -83,21 +84,21 @@ def render(setup: Setup, *, today: date | None = None) -> str:
         _key("telegram", telegram.admins),
         "",
         "[telegram]",
-        _key("enabled", setup.telegram is not None, _enable_hint("telegram")),
+        _key("enabled", setup.telegram is not None, _enable_hint("telegram", setup.telegram)),
     ]
     if setup.write_tokens and telegram.token:
-        lines.append(_key("token", telegram.token, "readable only by this file's owner"))
+        lines.append(_key("token", telegram.token, _TOKEN_HINT))
     lines += [
         _key("base_url", telegram.base_url, "or a self-hosted Bot API server"),
         _key("base_file_url", telegram.base_file_url),
         "",
         "[discord]",
-        _key("enabled", setup.discord is not None, _enable_hint("discord")),
+        _key("enabled", setup.discord is not None, _enable_hint("discord", setup.discord)),
     ]
     if setup.write_tokens and discord.token:
-        lines.append(_key("token", discord.token, "readable only by this file's owner"))
+        lines.append(_key("token", discord.token, _TOKEN_HINT))
     lines += [
-        _key("guild_ids", [], "servers to sync commands to at start (instant); empty: global"),
+        _key("guild_ids", [], "server ids: commands show there at once; empty: global (~1 h)"),
         "",
     ]
     return "\n".join(lines)
@@ -113,9 +114,11 @@ def write(path: Path, text: str, *, private: bool) -> None:
         os.chmod(path, mode)
 
 
-def _enable_hint(platform: str) -> str:
+def _enable_hint(platform: str, enabled: PlatformSetup | None) -> str:
     variable = f"${platform.upper()}_TOKEN"
-    return f"token from {variable} (`python -m bot init --{platform}` checks it)"
+    if enabled is not None:
+        return f"token from {variable} (or `token`)"
+    return f"true to run on {platform.title()} too, token from {variable}"
 
 
 def _key(key: str, value: object, comment: str = "") -> str:

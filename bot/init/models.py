@@ -20,6 +20,7 @@ class ModelChoice:
     name: str  # the [models.NAME] users type with /model
     source: str  # as written in the config: hub id, or a path from the config's folder
     summary: str = ""  # what it is, for the menu
+    gpu_gb: int = 0  # GPU memory it wants
     download_gb: int = 0  # about how much the first start downloads from the hub
     width: int | None = None  # None: not written, the config's default applies
     height: int | None = None
@@ -38,7 +39,8 @@ KNOWN_MODELS: dict[str, ModelChoice] = {
     "sd15": ModelChoice(
         "sd15",
         "stable-diffusion-v1-5/stable-diffusion-v1-5",
-        "Stable Diffusion 1.5: 512 px, quick, runs on a 6 GB GPU",
+        "Stable Diffusion 1.5, 512 px, quick",
+        gpu_gb=6,
         download_gb=4,
         width=512,
         height=512,
@@ -48,7 +50,8 @@ KNOWN_MODELS: dict[str, ModelChoice] = {
     "sdxl": ModelChoice(
         "sdxl",
         "stabilityai/stable-diffusion-xl-base-1.0",
-        "SDXL base 1.0: 1024 px, more detail, wants a 12 GB+ GPU",
+        "SDXL base 1.0, 1024 px",
+        gpu_gb=12,
         download_gb=14,
         width=1024,
         height=1024,
@@ -58,7 +61,8 @@ KNOWN_MODELS: dict[str, ModelChoice] = {
     "flux-schnell": ModelChoice(
         "flux-schnell",
         "black-forest-labs/FLUX.1-schnell",
-        "FLUX.1 schnell: 1024 px in 4 steps, follows prompts closely, wants a 24 GB+ GPU",
+        "FLUX.1 schnell, 1024 px in 4 steps",
+        gpu_gb=24,
         download_gb=34,
         width=1024,
         height=1024,

@@ -173,8 +173,9 @@ class Wizard:
             raise InitFailed(f"cannot write {self.path}: {exc.strerror or exc}", 1) from None
         enabled = ", ".join(p.title() for p in platforms)
         say(f"Wrote {self.path}: {enabled}; model {model.name}.")
-        for platform in self.typed_tokens if not write_tokens else []:
-            say(f"Before starting, set ${TOKEN_ENV[platform]}: the token is not in the config.")
+        if not write_tokens:
+            for platform in self.typed_tokens:
+                say(f"Before starting, set ${TOKEN_ENV[platform]}: the token is not in the config.")
         if model.from_hub:
             size = f" (about {model.download_gb} GB)" if model.download_gb else ""
             say(
@@ -225,9 +226,7 @@ class Wizard:
         base_url = self.args.telegram_base_url or TelegramConfig.base_url
         if not base_url.endswith("/bot"):
             raise InitFailed(f"--telegram-base-url: {base_url!r} must end in /bot, as the default")
-        base_file_url = base_url.removesuffix("/bot") + "/file/bot"
-        if base_url == TelegramConfig.base_url:
-            base_file_url = TelegramConfig.base_file_url
+        base_file_url = base_url.removesuffix("/bot") + "/file/bot"  # the Bot API's layout
 
         async def check(token: str) -> TelegramBot:
             return await check_telegram(token, base_url=base_url, base_file_url=base_file_url)
@@ -337,7 +336,7 @@ class Wizard:
         numbered = list(KNOWN_MODELS.values())
         for number, choice in enumerate(numbered, 1):
             self.asker.say(
-                f"  {number}) {choice.name:<13} {choice.summary}; "
+                f"  {number}) {choice.name:<13} {choice.summary}: a {choice.gpu_gb}+ GB GPU, "
                 f"about {choice.download_gb} GB to download"
             )
         self.asker.say("  or a hub id (owner/name), a local diffusers folder or .safetensors file")
