@@ -291,7 +291,8 @@ class Wizard:
                 self.asker.say(str(exc))
                 token = ""
             except Unreachable as exc:
-                raise InitFailed(f"{exc} (try again, or: python -m bot init --no-check)", 1) from None
+                hint = "try again, or: python -m bot init --no-check"
+                raise InitFailed(f"{exc} ({hint})", 1) from None
 
     def _typed_token(self, platform: str) -> str:
         variable = TOKEN_ENV[platform]
