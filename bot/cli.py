@@ -1,4 +1,5 @@
-"""`python -m bot`: start the bot (`run`), or paint one picture locally (`imagine`).
+"""`python -m bot`: start the bot (`run`), write a first config (`init`, see `bot.init`),
+or paint one picture locally (`imagine`).
 
 `imagine` goes through the same engine process the bot uses. Bad input (a value out
 of range, a file that is not a picture, a model that does not exist or cannot be
@@ -12,7 +13,6 @@ import argparse
 import asyncio
 import io
 import logging
-import os
 import secrets
 import sys
 import uuid
@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from bot import redaction
+from bot import logs, redaction
 from bot.config import Config, ConfigError, ModelConfig, config_path, load_config
+from bot.gpu_check import warn_if_gpu_unused
+from bot.init import add_init_arguments, run_init
 from bot.validation import (
     SEED_MAX,
     BadInput,
@@ -47,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args)
+    if args.command == "init":
+        return run_init(args)
     return _imagine(args)
 
 
@@ -56,6 +60,21 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="start every chat adapter enabled in the config")
     run.add_argument("--config", metavar="PATH", help="config file (default: ./config.toml)")
+    run.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=logs.LEVELS,
+        help=f"default: ${logs.LEVEL_ENV}, else info",
+    )
+    run.add_argument(
+        "--log-format",
+        type=str.lower,
+        choices=logs.FORMATS,
+        help=f"json: one object a line, for collectors (default: ${logs.FORMAT_ENV}, else text)",
+    )
+
+    init = commands.add_parser("init", help="write a config.toml for a new admin (asks, or flags)")
+    add_init_arguments(init)
 
     imagine = commands.add_parser("imagine", help="paint one picture locally into a PNG")
     imagine.add_argument("prompt", help="what to paint")
@@ -85,14 +104,19 @@ def _fail(message: object, code: int) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
+        level, json = logs.resolve(args.log_level, args.log_format)
+    except ValueError as exc:
+        return _fail(exc, EXIT_BAD_INPUT)
+    try:
         path, _ = config_path(args.config)
         config = load_config(path, required=True)
         config.require_adapters()
     except ConfigError as exc:
         return _fail(exc, EXIT_BAD_INPUT)
-    _configure_logging()
     for token in (config.telegram.token, config.discord.token):
         redaction.register(token)
+    logs.configure_logging(level, json=json)
+    warn_if_gpu_unused(config)
     from bot import app  # the whole bot (adapters, store...) only when it is started
 
     try:
@@ -106,17 +130,6 @@ def _run(args: argparse.Namespace) -> int:
         logging.getLogger("atelier").critical("Atelier stopped on an error", exc_info=True)
         return EXIT_FAILED
     return EXIT_OK
-
-
-def _configure_logging() -> None:
-    level = os.environ.get("ATELIER_LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # httpx logs every request URL at INFO, and Telegram's URLs contain the bot token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    redaction.install()
 
 
 # -- imagine -----------------------------------------------------------------------

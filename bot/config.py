@@ -421,6 +421,7 @@ def _check(config: Config) -> None:
     presets_file = config.avatar.presets_file
     if presets_file and not config.resolve_path(presets_file).exists():
         raise ConfigError(f"[avatar] presets_file: {presets_file} does not exist")
+    _check_admin_ids(config.admins)
 
 
 def _check_model(name: str, model: ModelConfig) -> None:
@@ -443,3 +444,18 @@ def _check_model(name: str, model: ModelConfig) -> None:
         value = getattr(model, key)
         if value is not None and value < (64 if key == "max_side" else 1):
             raise ConfigError(f"{where} {key}: too small ({value})")
+
+
+def is_user_id(value: str) -> bool:
+    """Discord and Telegram name users by number; a "@name" would never match."""
+    return value.isascii() and value.isdecimal()
+
+
+def _check_admin_ids(admins: AdminsConfig) -> None:
+    for platform in ("discord", "telegram"):
+        for user_id in getattr(admins, platform):
+            if not is_user_id(user_id):
+                raise ConfigError(
+                    f"[admins] {platform}: {user_id!r} is not a user id (ids are numbers); "
+                    "send /whoami to the bot to get yours"
+                )

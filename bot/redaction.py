@@ -3,9 +3,9 @@
 Tokens reach log lines in ways nobody writes on purpose: a library logs a request URL
 (Telegram's carries the bot token, a Discord webhook's the interaction token), an
 exception quotes it (python-telegram-bot's `InvalidToken`), a traceback shows a local.
-`RedactingFilter` sits on the log handlers and rewrites each record, traceback
-included, before it is written; `install` also sends uncaught exceptions (main
-thread, other threads) through logging, so they are redacted too.
+`RedactingFilter` sits on the log handlers (`bot/logs.py` puts it there) and rewrites
+each record, traceback included, before it is written; `route_uncaught` sends
+uncaught exceptions through logging, so they are redacted too.
 """
 
 from __future__ import annotations
@@ -59,12 +59,9 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def install(handlers: list[logging.Handler] | None = None) -> None:
-    """Redact every handler of the root logger (or `handlers`), and route uncaught
-    exceptions through logging."""
-    for handler in handlers if handlers is not None else logging.getLogger().handlers:
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter())
+def route_uncaught() -> None:
+    """Uncaught exceptions (main thread, other threads) go through logging, whose
+    handlers redact, instead of straight to stderr."""
     sys.excepthook = _log_uncaught
     threading.excepthook = _log_uncaught_in_thread
 

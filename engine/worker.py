@@ -26,6 +26,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING
 
 from engine import types as engine_types
+from engine.logs import configure_logging
 from engine.types import EngineError, EngineSettings, GenerationCancelled, ImageSpec
 
 if TYPE_CHECKING:
@@ -138,7 +139,7 @@ def main(fd: int) -> None:
 
 
 def _configure_logging(level: int) -> None:
-    logging.basicConfig(level=level, format="engine: %(levelname)s %(name)s: %(message)s")
+    configure_logging(level, process="engine")
     quiet = "error" if level >= logging.ERROR else "warning"
     os.environ.setdefault("DIFFUSERS_VERBOSITY", quiet)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", quiet)

@@ -165,3 +165,22 @@ def test_model_keys_are_checked_against_the_family(
     )
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        ('telegram = ["@painter"]', "'@painter'"),
+        ('telegram = ["12345", "painter"]', "'painter'"),
+        ("telegram = [-5]", "'-5'"),
+        ('discord = ["alice#0001"]', "'alice#0001'"),
+        ('discord = [""]', "''"),
+    ],
+)
+def test_admin_ids_that_are_not_numbers_are_refused_with_how_to_find_yours(
+    tmp_path: Path, line: str, shown: str
+) -> None:
+    message = error_of(tmp_path, f"[admins]\n{line}\n")
+    platform = line.split()[0]
+    assert f"[admins] {platform}: {shown} is not a user id" in message
+    assert "/whoami" in message

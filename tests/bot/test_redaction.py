@@ -11,7 +11,7 @@ from bot import redaction
 def log_through_a_redacting_handler(emit: object) -> str:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    redaction.install([handler])
+    handler.addFilter(redaction.RedactingFilter())
     logger = logging.getLogger("test.redaction")
     logger.addHandler(handler)
     logger.propagate = False
