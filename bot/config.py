@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from engine.types import EngineSettings
+from engine.types import EngineSettings, RaySettings
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
 CONFIG_ENV_VAR = "ATELIER_CONFIG"
@@ -37,6 +37,36 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class RayConfig:
+    """`[engine.ray]`: used when `[engine] backend = "ray"`."""
+
+    # "": start a local Ray here; "auto", "HOST:PORT" or "ray://HOST:10001": join a cluster.
+    address: str = ""
+    # A fixed number of replicas, or min_replicas / max_replicas for Serve autoscaling.
+    replicas: int | None = None
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+    gpus_per_replica: float = 1.0
+    cpus_per_replica: float = 1.0
+    max_models_per_replica: int = 1
+
+    def settings(self) -> RaySettings:
+        if self.replicas is not None or (self.min_replicas, self.max_replicas) == (None, None):
+            low = high = self.replicas or 1
+        else:
+            low = 1 if self.min_replicas is None else self.min_replicas
+            high = low if self.max_replicas is None else self.max_replicas
+        return RaySettings(
+            address=self.address,
+            min_replicas=low,
+            max_replicas=high,
+            gpus_per_replica=self.gpus_per_replica,
+            cpus_per_replica=self.cpus_per_replica,
+            max_models_per_replica=self.max_models_per_replica,
+        )
+
+
+@dataclass(frozen=True)
 class EngineConfig:
     default_model: str = ""
     device: str = "auto"
@@ -44,6 +74,8 @@ class EngineConfig:
     max_batch: int = 4
     # Seconds the bot waits for one batch before it counts the engine as hung.
     job_timeout: float = 600.0
+    backend: Literal["local", "ray"] = "local"
+    ray: RayConfig = field(default_factory=RayConfig)
 
 
 @dataclass(frozen=True)
@@ -132,6 +164,8 @@ class Config:
             nsfw_classifier=self.model_source(self.safety.nsfw_classifier)
             if self.safety.nsfw_classifier
             else "",
+            backend=self.engine.backend,
+            ray=self.engine.ray.settings(),
         )
 
     def model_source(self, source: str) -> str:
@@ -245,6 +279,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         return value
     if origin in (typing.Union, types.UnionType):
         return _coerce(value, next(a for a in typing.get_args(hint) if a is not type(None)), where)
+    if dataclasses.is_dataclass(hint):  # a nested table, e.g. [engine.ray]
+        return _build(hint, value, where.strip("[]").replace("] ", "."))
     if origin is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, list):
@@ -292,6 +328,8 @@ def _check(config: Config) -> None:
     device = config.engine.device
     if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")):
         raise ConfigError(f"[engine] device: must be auto, cpu, cuda or cuda:N, got {device!r}")
+    if config.engine.backend == "ray":
+        _check_ray(config.engine)
     if config.models and not config.engine.default_model:
         raise ConfigError("[engine] default_model: missing")
     if config.engine.default_model and config.engine.default_model not in config.models:
@@ -316,3 +354,32 @@ def _check(config: Config) -> None:
     presets_file = config.avatar.presets_file
     if presets_file and not config.resolve_path(presets_file).exists():
         raise ConfigError(f"[avatar] presets_file: {presets_file} does not exist")
+
+
+def _check_ray(engine: EngineConfig) -> None:
+    ray = engine.ray
+    if ray.replicas is not None and (ray.min_replicas, ray.max_replicas) != (None, None):
+        raise ConfigError("[engine.ray] replicas: give replicas, or min_replicas and max_replicas")
+    for key in ("replicas", "max_replicas", "max_models_per_replica"):
+        value = getattr(ray, key)
+        if value is not None and value < 1:
+            raise ConfigError(f"[engine.ray] {key}: must be at least 1, got {value}")
+    for key in ("min_replicas", "gpus_per_replica", "cpus_per_replica"):
+        value = getattr(ray, key)
+        if value is not None and value < 0:
+            raise ConfigError(f"[engine.ray] {key}: must be at least 0, got {value:g}")
+    settings = ray.settings()
+    if settings.min_replicas > settings.max_replicas:
+        raise ConfigError(
+            f"[engine.ray] min_replicas: {settings.min_replicas} is more than max_replicas "
+            f"({settings.max_replicas})"
+        )
+    if engine.device.startswith("cuda:"):
+        raise ConfigError(
+            '[engine] device: with backend = "ray" each replica sees only its own GPUs; '
+            "use auto, cuda or cpu"
+        )
+    if engine.device == "cuda" and ray.gpus_per_replica == 0:
+        raise ConfigError(
+            '[engine.ray] gpus_per_replica: 0 gives CPU replicas, but [engine] device = "cuda"'
+        )

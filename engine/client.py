@@ -372,6 +372,23 @@ class EngineClient:
             if not waiting.future.done():
                 waiting.future.set_exception(error)
 
+    # -- for the scheduler (engine.backend.EngineBackend) --------------------------
+
+    @property
+    def capacity(self) -> int:
+        """One engine process runs one batch at a time."""
+        return 1
+
+    def loaded_models(self) -> set[str]:
+        """The loaded model, while the engine process is up and idle."""
+        engine = self._engine
+        if engine is None or not engine.ready or self._running_job or not self._current_model:
+            return set()
+        return {self._current_model}
+
+    def on_capacity_change(self, callback: Callable[[], None]) -> None:
+        """Capacity is always 1 here, so `callback` is never called."""
+
 
 def _send(engine: _EngineProcess, message: object) -> None:
     with engine.send_lock:

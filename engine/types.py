@@ -12,6 +12,25 @@ from typing import Literal
 Mode = Literal["text2img", "img2img", "inpaint"]
 
 
+Backend = Literal["local", "ray"]
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """Where the Ray backend's replicas run and how many; see engine/ray_client.py."""
+
+    # "": start a local Ray instance here; "auto", "HOST:PORT" or "ray://HOST:10001": join one.
+    address: str = ""
+    # Serve autoscales between these; equal numbers give a fixed count of replicas.
+    min_replicas: int = 1
+    max_replicas: int = 1
+    gpus_per_replica: float = 1.0
+    # CPUs Ray reserves per replica; on a CPU-only replica also its torch thread count.
+    cpus_per_replica: float = 1.0
+    # Models a replica keeps loaded; the least recently used one is dropped first.
+    max_models_per_replica: int = 1
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -20,6 +39,9 @@ class EngineSettings:
     models: dict[str, str] = field(default_factory=dict)
     # diffusers' StableDiffusionSafetyChecker (hub id or folder) run on every picture; "" = off.
     nsfw_classifier: str = ""
+    # "local": one engine process spawned by the bot; "ray": Ray Serve replicas.
+    backend: Backend = "local"
+    ray: RaySettings = field(default_factory=RaySettings)
 
 
 @dataclass(frozen=True)
