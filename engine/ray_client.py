@@ -260,6 +260,9 @@ class RayEngineClient:
     async def _follow(
         self, job_id: str, job: _Job, on_progress: ProgressCallback | None
     ) -> Outcome:
+        outcome: Outcome | None = None
+        # Read to the end of the stream, not just to the outcome: only then has the
+        # replica finished the call, so Serve routes the next batch for this model to it.
         async for event in job.response:
             if isinstance(event, Step):
                 if on_progress is not None:
@@ -271,9 +274,11 @@ class RayEngineClient:
                 job.replica_id = event.replica_id
                 self._record(event, busy=job_id)
             else:
-                self._record(event.replica, busy=None)
-                return event
-        raise EngineCrashed(CRASH_MESSAGE)  # the stream ended without an outcome
+                outcome = event
+        if outcome is None:
+            raise EngineCrashed(CRASH_MESSAGE)  # the stream ended without an outcome
+        self._record(outcome.replica, busy=None)
+        return outcome
 
     def _value(self, outcome: Outcome) -> object:
         """The outcome's value, or its error raised again as the same engine.types class."""

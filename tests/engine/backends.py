@@ -83,10 +83,9 @@ def settings_for(kind: str, models: dict[str, str], **ray_options: object) -> En
 
 @contextlib.asynccontextmanager
 async def started(
-    request: pytest.FixtureRequest, models: dict[str, str], **ray_options: object
+    kind: str, request: pytest.FixtureRequest, models: dict[str, str], **ray_options: object
 ) -> AsyncIterator[Backend]:
-    """A started backend of the kind `request.param` names ("local" or "ray")."""
-    kind = request.param
+    """A started backend, "local" or "ray" (on the session's Ray instance)."""
     if kind == "ray":
         request.getfixturevalue("ray_instance")
     client = create_backend(settings_for(kind, models, **ray_options))

@@ -58,7 +58,7 @@ def copied_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFact
 
 @pytest.fixture(scope="module", params=["local", "ray"])
 async def backend(request: pytest.FixtureRequest, tiny_model_dir: Path) -> AsyncIterator[Backend]:
-    async with started(request, {"tiny": str(tiny_model_dir)}) as backend:
+    async with started(request.param, request, {"tiny": str(tiny_model_dir)}) as backend:
         yield backend
 
 
