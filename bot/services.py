@@ -11,6 +11,7 @@ from bot.config import Config
 from bot.jobs.safety import PromptFilter
 from bot.jobs.scheduler import Scheduler
 from bot.store import DB_FILENAME, Store
+from engine.backend import create_backend
 from engine.client import EngineClient
 
 log = logging.getLogger("atelier.services")
@@ -40,7 +41,7 @@ class Services:
         async with contextlib.AsyncExitStack() as undo:
             store = await Store.open(config.data_dir / DB_FILENAME)
             undo.push_async_callback(store.close)
-            engine = EngineClient(config.engine_settings(), max_batch=config.engine.max_batch)
+            engine = create_backend(config.engine_settings(), max_batch=config.engine.max_batch)
             await engine.start()
             undo.push_async_callback(engine.close)
             scheduler = Scheduler(config, store, engine)
