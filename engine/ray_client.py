@@ -133,14 +133,16 @@ class RayEngineClient:
         try:
             async with asyncio.timeout(self._start_timeout):
                 running = await asyncio.to_thread(self._connect, deploy=True)
-        except TimeoutError:
-            raise EngineError(
-                f"the Ray engine did not start within {self._start_timeout:g} s"
-            ) from None
-        except EngineError:
+        except BaseException as exc:
+            # Nobody will call close() for a start that failed: undo it here.
+            await asyncio.to_thread(self._shut_down)
+            if isinstance(exc, TimeoutError):
+                raise EngineError(
+                    f"the Ray engine did not start within {self._start_timeout:g} s"
+                ) from None
+            if isinstance(exc, Exception) and not isinstance(exc, EngineError):
+                raise EngineError(f"the Ray engine did not start: {_first_line(exc)}") from None
             raise
-        except Exception as exc:
-            raise EngineError(f"the Ray engine did not start: {_first_line(exc)}") from None
         self._set_capacity(running)
         self._watcher = asyncio.get_running_loop().create_task(self._watch(), name="ray-watch")
         log.info("Ray engine ready: %d replica(s)", running)
@@ -154,9 +156,7 @@ class RayEngineClient:
             self._watcher = None
         for job in list(self._jobs.values()):
             job.response.cancel()
-        if self._handle is not None:
-            self._handle = None
-            await asyncio.to_thread(self._shut_down)
+        await asyncio.to_thread(self._shut_down)
         self._replicas.clear()
         self._capacity = 0
 
@@ -370,7 +370,12 @@ class RayEngineClient:
             self._check_resources()
         serve.start(proxy_location="Disabled")
         if deploy or APP_NAME not in serve.status().applications:
-            self._handle = serve.run(self._application(), name=APP_NAME, route_prefix=None)
+            try:
+                self._handle = serve.run(self._application(), name=APP_NAME, route_prefix=None)
+            except Exception:
+                with contextlib.suppress(Exception):
+                    serve.delete(APP_NAME)  # replicas that failed to start: not retried
+                raise
         else:
             self._handle = serve.get_app_handle(APP_NAME)
         return self._running_replicas()
@@ -436,8 +441,11 @@ class RayEngineClient:
         )
 
     def _shut_down(self) -> None:
-        with contextlib.suppress(Exception):
-            serve.delete(APP_NAME)
+        """Remove what this client deployed, and the Ray instance if it started one."""
+        if self._handle is not None:
+            self._handle = None
+            with contextlib.suppress(Exception):
+                serve.delete(APP_NAME)
         if self._owns_ray:
             ray.shutdown()
             self._owns_ray = False

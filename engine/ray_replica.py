@@ -121,12 +121,14 @@ class EngineReplica:
             return Outcome(self._state(), name, model=name)
 
     async def generate(
-        self, job_id: str, specs: list[ImageSpec]
+        self, job_id: str, specs: list[ImageSpec], model: str = ""
     ) -> AsyncIterator[ReplicaState | Step | Outcome]:
+        """`model` defaults to the request's multiplexed model id; a caller that routes
+        without multiplexing (bench/scale_out.py, to compare) names it here."""
         yield self._state()
         async with self._lock:
             try:
-                loaded = await self._engine_for(serve.get_multiplexed_model_id())
+                loaded = await self._engine_for(model or serve.get_multiplexed_model_id())
             except Exception as exc:
                 yield self._failed(exc)
                 return

@@ -21,9 +21,15 @@ from pathlib import Path
 
 import pytest
 
-from engine.backend import EngineBackend
-from engine.types import EngineCrashed, GeneratedImage, GenerationCancelled, ImageSpec
-from tests.engine.backends import Backend, started
+from engine.backend import EngineBackend, create_backend
+from engine.types import (
+    EngineCrashed,
+    EngineError,
+    GeneratedImage,
+    GenerationCancelled,
+    ImageSpec,
+)
+from tests.engine.backends import Backend, settings_for, started
 
 ENDLESS_STEPS = 5000
 
@@ -151,6 +157,20 @@ async def test_killed_replica_fails_its_batch_and_every_job_is_delivered_once(
     async with asyncio.timeout(30):
         while 1 not in capacities:
             await asyncio.sleep(0.2)
+
+
+async def test_replicas_that_cannot_fit_are_one_clear_line(
+    request: pytest.FixtureRequest, tiny_model_dir: Path
+) -> None:
+    # The session's Ray has no GPU: one replica per GPU cannot start, and waiting would
+    # not help on a Ray instance this machine runs alone.
+    request.getfixturevalue("ray_instance")
+    client = create_backend(settings_for("ray", {"tiny": str(tiny_model_dir)}, gpus_per_replica=1))
+    with pytest.raises(EngineError) as caught:
+        await client.start()
+    assert str(caught.value) == "[engine.ray] needs 2 GPUs for 2 replica(s); this machine has 0"
+    assert client.capacity == 0
+    await client.close()
 
 
 def free_port() -> int:
