@@ -373,8 +373,11 @@ class RayEngineClient:
             try:
                 self._handle = serve.run(self._application(), name=APP_NAME, route_prefix=None)
             except Exception:
+                reason = self._deploy_failure()
                 with contextlib.suppress(Exception):
                     serve.delete(APP_NAME)  # replicas that failed to start: not retried
+                if reason:
+                    raise EngineError(f"the Ray engine did not start: {reason}") from None
                 raise
         else:
             self._handle = serve.get_app_handle(APP_NAME)
@@ -388,6 +391,20 @@ class RayEngineClient:
             self._connect(deploy=False)
         running = self._running_replicas()
         return running, {rid for rid, actor in known.items() if not _actor_alive(actor)}
+
+    def _deploy_failure(self) -> str:
+        """Why the replicas failed to start, as the engine said it; "" if unknown."""
+        try:
+            app = serve.status().applications[APP_NAME]
+            message = app.deployments[DEPLOYMENT_NAME].message
+        except Exception:
+            return ""
+        # Serve's message ends with the replica's traceback, whose last line is the error.
+        lines = [line.strip() for line in message.splitlines() if line.strip()]
+        last = lines[-1] if lines else ""
+        if last.startswith(f"{engine_types.__name__}."):
+            return last.partition(": ")[2]  # an engine error: its message is for people
+        return last
 
     def _running_replicas(self) -> int:
         app = serve.status().applications.get(APP_NAME)
@@ -414,6 +431,9 @@ class RayEngineClient:
         deployment: dict[str, Any] = {
             "name": DEPLOYMENT_NAME,
             "max_ongoing_requests": 1,
+            # A replica that cannot start (no such device, a broken install) fails the
+            # same way again: one try per replica, then start() says why.
+            "max_constructor_retry_count": max(1, options.max_replicas),
             "health_check_period_s": POLL_INTERVAL,
             "ray_actor_options": {
                 "num_gpus": options.gpus_per_replica,
