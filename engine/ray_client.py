@@ -332,13 +332,16 @@ class RayEngineClient:
                     running, gone = await asyncio.to_thread(self._survey, self._lost, known)
             except Exception as exc:
                 if not self._lost:
-                    log.error("lost the Ray cluster (%s); trying again", _first_line(exc))
+                    log.error(
+                        "cannot reach Ray Serve (%s); jobs wait while it is tried again",
+                        _first_line(exc),
+                    )
                     self._lost = True
                 self._set_capacity(0)
                 delay = min(delay * 2, MAX_BACKOFF)
                 continue
             if self._lost:
-                log.warning("the Ray cluster is back: %d replica(s)", running)
+                log.warning("Ray Serve is back: %d replica(s)", running)
                 self._lost = False
             delay = POLL_INTERVAL
             for replica_id in gone:

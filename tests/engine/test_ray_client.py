@@ -1,5 +1,5 @@
 """What only the Ray backend does: route by model, survive a replica's death, free a
-replica on cancel (test_ray_start.py: what a failed start says).
+replica on cancel, wait out a lost Serve (test_ray_start.py: what a failed start says).
 
 Two CPU replicas on the session's Ray instance, two copies of the tiny model, and at
 most one model per replica, so a batch sent to the wrong replica shows as a reload.
@@ -148,3 +148,28 @@ async def test_killed_replica_fails_its_batch_and_every_job_is_delivered_once(
     async with asyncio.timeout(30):
         while 1 not in capacities:
             await asyncio.sleep(0.2)
+
+
+async def test_lost_serve_control_pauses_dispatch_until_it_is_back(backend: Backend) -> None:
+    import ray
+
+    client = backend.client
+    capacities: list[int] = []
+    client.on_capacity_change(lambda: capacities.append(client.capacity))
+    # Serve's controller is what the backend watches the cluster through; without it
+    # nothing can be routed or scaled.
+    ray.kill(ray.get_actor("SERVE_CONTROLLER_ACTOR", namespace="serve"), no_restart=True)
+    async with asyncio.timeout(30):
+        while client.capacity != 0:
+            await asyncio.sleep(0.1)
+    assert (await client.health())["alive"] is False
+    # The scheduler dispatches nothing at capacity 0; a job sent anyway fails at once.
+    with pytest.raises(EngineCrashed, match="unreachable"):
+        await client.generate("job-while-lost", "tiny", [spec(8)])
+
+    async with asyncio.timeout(120):
+        while client.capacity < 2:
+            await asyncio.sleep(0.2)
+    assert capacities[:1] == [0]
+    (image,) = await client.generate("job-when-back", "tiny", [spec(9)])
+    assert image.seed == 9
