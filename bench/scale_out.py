@@ -3,8 +3,9 @@
 Tiny model on the CPU, one torch thread per engine (replica or engine process), on a
 local Ray instance started here. Three measurements:
 
-1. Throughput: JOBS one-picture jobs (20 steps) through the Ray backend with 1
-   replica, then 2, at most `capacity` at once, as the scheduler dispatches them.
+1. Throughput: JOBS one-picture jobs (20 steps) through the Ray backend on 2
+   replicas, one batch at a time (1 replica's worth) and two at a time (as the
+   scheduler dispatches up to `capacity`), rounds taking turns.
    Goal: 2 replicas >= 1.7x the images/s of 1 (on a 2-core machine).
 2. Ray's overhead: the same job, one at a time, through the local backend (engine
    process) and through Ray with 1 replica, taking turns. Goal: < 10 % at 20 steps.
@@ -64,22 +65,26 @@ async def started(engine_settings: EngineSettings) -> EngineBackend:
 
 
 async def run_jobs(
-    client: EngineBackend, jobs: list[tuple[str, str, int]], steps: int, model: BenchModel
+    client: EngineBackend,
+    jobs: list[tuple[str, str, int]],
+    steps: int,
+    model: BenchModel,
+    at_once: int | None = None,
 ) -> float:
-    """Seconds for all (job id, model, seed) jobs, at most `capacity` at once, oldest
-    first unless an idle replica holds a waiting job's model (the scheduler's rule)."""
+    """Seconds for all (job id, model, seed) jobs, at most `at_once` (default: the
+    capacity) at a time, oldest first unless an idle replica holds a waiting job's
+    model (the scheduler's rule)."""
     waiting = list(jobs)
     running: set[asyncio.Task[object]] = set()
     started_at = time.perf_counter()
     while waiting or running:
-        while waiting and len(running) < max(client.capacity, 1):
+        while waiting and len(running) < (at_once or max(client.capacity, 1)):
             loaded = client.loaded_models()
             job = next((job for job in waiting if job[1] in loaded), waiting[0])
             waiting.remove(job)
             job_id, name, seed = job
-            running.add(
-                asyncio.create_task(client.generate(job_id, name, [job_spec(model, seed, steps)]))
-            )
+            spec = job_spec(model, seed, steps)
+            running.add(asyncio.create_task(client.generate(job_id, name, [spec])))
         done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             task.result()
@@ -87,21 +92,20 @@ async def run_jobs(
 
 
 async def throughput(args: argparse.Namespace, model: BenchModel) -> dict[int, list[float]]:
-    images_per_second: dict[int, list[float]] = {}
-    for replicas in (1, 2):
-        client = await started(
-            settings({model.name: str(model.path)}, min_replicas=replicas, max_replicas=replicas)
-        )
-        try:
-            warm = [(f"warm-{i}", model.name, i) for i in range(2 * replicas)]
-            await run_jobs(client, warm, args.steps, model)
-            rates = []
-            for round_ in range(args.rounds):
-                jobs = [(f"r{round_}-{i}", model.name, i) for i in range(args.jobs)]
-                rates.append(args.jobs / await run_jobs(client, jobs, args.steps, model))
-            images_per_second[replicas] = rates
-        finally:
-            await client.close()
+    """Images/s on two replicas, one batch at a time (what one replica gives) and two
+    at a time. The rounds take turns on the same replicas, so a shared machine's
+    changing load falls on both alike."""
+    client = await started(settings({model.name: str(model.path)}, min_replicas=2, max_replicas=2))
+    images_per_second: dict[int, list[float]] = {1: [], 2: []}
+    try:
+        await run_jobs(client, [(f"warm-{i}", model.name, i) for i in range(4)], args.steps, model)
+        for round_ in range(args.rounds):
+            for replicas in (1, 2):
+                jobs = [(f"r{round_}-{replicas}-{i}", model.name, i) for i in range(args.jobs)]
+                seconds = await run_jobs(client, jobs, args.steps, model, at_once=replicas)
+                images_per_second[replicas].append(args.jobs / seconds)
+    finally:
+        await client.close()
     return images_per_second
 
 
@@ -128,7 +132,7 @@ async def loads_per_job(
 ) -> dict[str, float]:
     from ray import serve
 
-    from engine.ray_client import APP_NAME
+    from engine.ray_cluster import APP_NAME
     from engine.ray_replica import Outcome
 
     client = await started(

@@ -13,8 +13,9 @@ the actor's death to the waiting stream) and Serve starts a new one; one past th
 timeout is killed. A cluster that cannot be reached at start is one `EngineError` line;
 one lost later makes `capacity` 0 while a watcher reconnects with backoff.
 
-Ray is imported here and in `engine.ray_replica` only; `engine.backend` imports this
-module only when `[engine] backend = "ray"`.
+`engine.ray_cluster` holds the blocking calls to Ray (join or start it, deploy, look,
+take down). Ray is imported there, here and in `engine.ray_replica` only;
+`engine.backend` imports this module only when `[engine] backend = "ray"`.
 """
 
 from __future__ import annotations
@@ -22,13 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-import ray
-from ray import serve
 from ray.exceptions import RayActorError, RayError
 from ray.serve.exceptions import RayServeException, RequestCancelledError
 from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
@@ -36,7 +33,8 @@ from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 from engine import types as engine_types
 from engine.backend import ProgressCallback
 from engine.client import CRASH_MESSAGE, SHUTDOWN_MESSAGE
-from engine.ray_replica import EngineReplica, Outcome, ReplicaState, Step
+from engine.ray_cluster import POLL_INTERVAL, RayCluster, first_line, kill_actor
+from engine.ray_replica import Outcome, ReplicaState, Step
 from engine.types import (
     EngineCrashed,
     EngineError,
@@ -48,19 +46,10 @@ from engine.types import (
 
 log = logging.getLogger("atelier.engine.ray")
 
-APP_NAME = "atelier"
-DEPLOYMENT_NAME = "engine"
-# Serve's replicas are named actors in this namespace.
-SERVE_NAMESPACE = "serve"
-# Seconds between looks at the replicas (live count, dead ones); also how often Serve
-# checks each replica's health, so a dead one is replaced soon.
-POLL_INTERVAL = 2.0
 # Seconds a look at the cluster may take before the cluster counts as lost.
 STATUS_TIMEOUT = 15.0
 # Longest wait between two attempts to reach a lost cluster.
 MAX_BACKOFF = 60.0
-# Seconds to wait for a TCP answer from the cluster's address at start.
-PROBE_TIMEOUT = 5.0
 LOST_MESSAGE = "the Ray cluster is unreachable; your job waits until it is back"
 # Ray errors that mean the call, not the job, failed: the replica or cluster is gone.
 _CLUSTER_ERRORS = (RayError, RayServeException, ConnectionError)
@@ -87,14 +76,9 @@ class RayEngineClient:
         log_level: int = logging.WARNING,
         start_timeout: float = 600.0,
     ) -> None:
-        self._settings = settings
         self._options = settings.ray
-        self._max_batch = max_batch
-        self._log_level = log_level
+        self._cluster = RayCluster(settings, max_batch=max_batch, log_level=log_level)
         self._start_timeout = start_timeout
-        self._handle: DeploymentHandle | None = None
-        # Whether this client started Ray (and so may shut it down or start it again).
-        self._owns_ray = False
         self._lost = False
         self._closing = False
         self._current_model: str | None = None
@@ -132,16 +116,16 @@ class RayEngineClient:
         self._closing = False
         try:
             async with asyncio.timeout(self._start_timeout):
-                running = await asyncio.to_thread(self._connect, deploy=True)
+                running = await asyncio.to_thread(self._cluster.connect, deploy=True)
         except BaseException as exc:
             # Nobody will call close() for a start that failed: undo it here.
-            await asyncio.to_thread(self._shut_down)
+            await asyncio.to_thread(self._cluster.shut_down)
             if isinstance(exc, TimeoutError):
                 raise EngineError(
                     f"the Ray engine did not start within {self._start_timeout:g} s"
                 ) from None
             if isinstance(exc, Exception) and not isinstance(exc, EngineError):
-                raise EngineError(f"the Ray engine did not start: {_first_line(exc)}") from None
+                raise EngineError(f"the Ray engine did not start: {first_line(exc)}") from None
             raise
         self._set_capacity(running)
         self._watcher = asyncio.get_running_loop().create_task(self._watch(), name="ray-watch")
@@ -156,7 +140,7 @@ class RayEngineClient:
             self._watcher = None
         for job in list(self._jobs.values()):
             job.response.cancel()
-        await asyncio.to_thread(self._shut_down)
+        await asyncio.to_thread(self._cluster.shut_down)
         self._replicas.clear()
         self._capacity = 0
 
@@ -167,7 +151,7 @@ class RayEngineClient:
         try:
             outcome = await handle.options(multiplexed_model_id=name_or_path).load.remote()
         except _CLUSTER_ERRORS as exc:
-            log.error("loading %s failed on the cluster: %s", name_or_path, _first_line(exc))
+            log.error("loading %s failed on the cluster: %s", name_or_path, first_line(exc))
             raise EngineCrashed(CRASH_MESSAGE) from None
         self._record(outcome.replica, busy=None)
         return str(self._value(outcome))
@@ -206,7 +190,7 @@ class RayEngineClient:
         except _CLUSTER_ERRORS as exc:
             if isinstance(exc, RayActorError) and job.replica_id is not None:
                 self._replicas.pop(job.replica_id, None)
-            log.error("job %s: the replica running it failed: %s", job_id, _first_line(exc))
+            log.error("job %s: the replica running it failed: %s", job_id, first_line(exc))
             raise EngineCrashed(CRASH_MESSAGE) from None
         finally:
             self._jobs.pop(job_id, None)
@@ -237,7 +221,7 @@ class RayEngineClient:
         }
         devices = sorted({replica.state.device for replica in self._replicas.values()})
         return {
-            "alive": self._handle is not None and not self._lost and self._capacity > 0,
+            "alive": self._cluster.handle is not None and not self._lost and self._capacity > 0,
             "model": self._current_model,
             "device": devices[0] if devices else None,
             "busy": next(iter(self._jobs), None),
@@ -251,11 +235,12 @@ class RayEngineClient:
     def _ready_handle(self) -> DeploymentHandle:
         if self._closing:
             raise EngineError("the engine is shutting down")
-        if self._handle is None:
+        handle = self._cluster.handle
+        if handle is None:
             raise EngineError("the Ray engine is not started")
         if self._lost:
             raise EngineCrashed(LOST_MESSAGE)
-        return self._handle
+        return handle
 
     async def _follow(
         self, job_id: str, job: _Job, on_progress: ProgressCallback | None
@@ -300,9 +285,9 @@ class RayEngineClient:
             return  # the call never reached a replica; cancelling it was enough
         log.error("%s: killing replica %s; Serve starts another", reason, replica_id)
         try:
-            await asyncio.to_thread(_kill_actor, replica.state.actor_name)
+            await asyncio.to_thread(kill_actor, replica.state.actor_name)
         except Exception as exc:
-            log.warning("could not kill replica %s: %s", replica_id, _first_line(exc))
+            log.warning("could not kill replica %s: %s", replica_id, first_line(exc))
 
     def _set_capacity(self, capacity: int) -> None:
         if capacity == self._capacity:
@@ -329,12 +314,12 @@ class RayEngineClient:
             known = {rid: replica.state.actor_name for rid, replica in self._replicas.items()}
             try:
                 async with asyncio.timeout(STATUS_TIMEOUT):
-                    running, gone = await asyncio.to_thread(self._survey, self._lost, known)
+                    running, gone = await asyncio.to_thread(self._cluster.survey, self._lost, known)
             except Exception as exc:
                 if not self._lost:
                     log.error(
                         "cannot reach Ray Serve (%s); jobs wait while it is tried again",
-                        _first_line(exc),
+                        first_line(exc),
                     )
                     self._lost = True
                 self._set_capacity(0)
@@ -347,160 +332,3 @@ class RayEngineClient:
             for replica_id in gone:
                 self._replicas.pop(replica_id, None)
             self._set_capacity(self._capacity_for(running))
-
-    # -- blocking Ray calls (run in a thread) ----------------------------------------------
-
-    def _connect(self, *, deploy: bool) -> int:
-        """Join (or start) Ray and Serve, deploy the app if asked or missing; live replicas."""
-        address = self._options.address
-        if not ray.is_initialized():
-            if address and address != "auto":
-                _probe(address)
-            try:
-                ray.init(
-                    address=address or None,
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    logging_level=self._log_level,
-                )
-            except ConnectionError as exc:
-                raise EngineError(
-                    f"cannot reach the Ray cluster at {address}: {_first_line(exc)}"
-                ) from None
-            self._owns_ray = True
-        logging.getLogger("ray.serve").setLevel(max(self._log_level, logging.WARNING))
-        if not address:
-            self._check_resources()
-        serve.start(proxy_location="Disabled")
-        if deploy or APP_NAME not in serve.status().applications:
-            try:
-                self._handle = serve.run(self._application(), name=APP_NAME, route_prefix=None)
-            except Exception:
-                reason = self._deploy_failure()
-                with contextlib.suppress(Exception):
-                    serve.delete(APP_NAME)  # replicas that failed to start: not retried
-                if reason:
-                    raise EngineError(f"the Ray engine did not start: {reason}") from None
-                raise
-        else:
-            self._handle = serve.get_app_handle(APP_NAME)
-        return self._running_replicas()
-
-    def _survey(self, reconnect: bool, known: dict[str, str]) -> tuple[int, set[str]]:
-        """Live replicas, and which of the `known` ones are gone."""
-        if reconnect:
-            if self._owns_ray and ray.is_initialized():
-                ray.shutdown()
-            self._connect(deploy=False)
-        running = self._running_replicas()
-        return running, {rid for rid, actor in known.items() if not _actor_alive(actor)}
-
-    def _deploy_failure(self) -> str:
-        """Why the replicas failed to start, as the engine said it; "" if unknown."""
-        try:
-            app = serve.status().applications[APP_NAME]
-            message = app.deployments[DEPLOYMENT_NAME].message
-        except Exception:
-            return ""
-        # Serve's message ends with the replica's traceback, whose last line is the error.
-        lines = [line.strip() for line in message.splitlines() if line.strip()]
-        last = lines[-1] if lines else ""
-        if last.startswith(f"{engine_types.__name__}."):
-            return last.partition(": ")[2]  # an engine error: its message is for people
-        return last
-
-    def _running_replicas(self) -> int:
-        app = serve.status().applications.get(APP_NAME)
-        if app is None:
-            raise EngineError(f"the Serve application {APP_NAME!r} is gone")
-        deployment = app.deployments[DEPLOYMENT_NAME]
-        return int(deployment.replica_states.get("RUNNING", 0))
-
-    def _check_resources(self) -> None:
-        """A local Ray cannot grow: say at once when the replicas cannot all fit."""
-        options = self._options
-        have = ray.cluster_resources()
-        per_replica = {"GPU": options.gpus_per_replica, "CPU": options.cpus_per_replica}
-        for resource, each in per_replica.items():
-            needed = each * max(options.min_replicas, 1)
-            if needed > have.get(resource, 0):
-                raise EngineError(
-                    f"[engine.ray] needs {needed:g} {resource}s for {options.min_replicas} "
-                    f"replica(s); this machine has {have.get(resource, 0):g}"
-                )
-
-    def _application(self) -> Any:
-        options = self._options
-        deployment: dict[str, Any] = {
-            "name": DEPLOYMENT_NAME,
-            "max_ongoing_requests": 1,
-            # A replica that cannot start (no such device, a broken install) fails the
-            # same way again: one try per replica, then start() says why.
-            "max_constructor_retry_count": max(1, options.max_replicas),
-            "health_check_period_s": POLL_INTERVAL,
-            "ray_actor_options": {
-                "num_gpus": options.gpus_per_replica,
-                "num_cpus": options.cpus_per_replica,
-            },
-            "logging_config": {
-                "log_level": logging.getLevelName(self._log_level),
-                "enable_access_log": False,
-            },
-        }
-        if options.min_replicas == options.max_replicas:
-            deployment["num_replicas"] = options.max_replicas
-        else:
-            deployment["autoscaling_config"] = {
-                "min_replicas": options.min_replicas,
-                "max_replicas": options.max_replicas,
-                "target_ongoing_requests": 1,
-            }
-        # A CPU replica gets as many torch threads as Ray gave it CPUs, not every core.
-        threads = max(1, int(options.cpus_per_replica)) if options.gpus_per_replica == 0 else 0
-        return (
-            serve.deployment(EngineReplica)
-            .options(**deployment)
-            .bind(self._settings, self._max_batch, options.max_models_per_replica, threads)
-        )
-
-    def _shut_down(self) -> None:
-        """Remove what this client deployed, and the Ray instance if it started one."""
-        if self._handle is not None:
-            self._handle = None
-            with contextlib.suppress(Exception):
-                serve.delete(APP_NAME)
-        if self._owns_ray:
-            ray.shutdown()
-            self._owns_ray = False
-
-
-def _probe(address: str) -> None:
-    """One clear line, in seconds, for an address nothing answers on (Ray would retry
-    for minutes)."""
-    hostport = address.removeprefix("ray://")
-    host, _, port = hostport.rpartition(":")
-    if not host:
-        host, port = hostport, "10001" if address.startswith("ray://") else "6379"
-    try:
-        with socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT):
-            pass
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        raise EngineError(f"cannot reach the Ray cluster at {address}: {reason}") from None
-
-
-def _actor_alive(name: str) -> bool:
-    try:
-        ray.get_actor(name, namespace=SERVE_NAMESPACE)
-    except ValueError:
-        return False
-    return True
-
-
-def _kill_actor(name: str) -> None:
-    ray.kill(ray.get_actor(name, namespace=SERVE_NAMESPACE), no_restart=True)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
