@@ -20,7 +20,7 @@ from typing import Any, Literal
 from engine.families import FAMILIES, FamilyTraits
 from engine.inspect import InspectError, ModelInfo, family_defaults, inspect_model
 from engine.samplers import canonical_sampler
-from engine.types import EngineSettings, ModelOptions
+from engine.types import EngineSettings, ModelOptions, RaySettings
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
 CONFIG_ENV_VAR = "ATELIER_CONFIG"
@@ -92,6 +92,36 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class RayConfig:
+    """`[engine.ray]`: used when `[engine] backend = "ray"`."""
+
+    # "": start a local Ray here; "auto", "HOST:PORT" or "ray://HOST:10001": join a cluster.
+    address: str = ""
+    # A fixed number of replicas, or min_replicas / max_replicas for Serve autoscaling.
+    replicas: int | None = None
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+    gpus_per_replica: float = 1.0
+    cpus_per_replica: float = 1.0
+    max_models_per_replica: int = 1
+
+    def settings(self) -> RaySettings:
+        if self.replicas is not None or (self.min_replicas, self.max_replicas) == (None, None):
+            low = high = self.replicas or 1
+        else:
+            low = 1 if self.min_replicas is None else self.min_replicas
+            high = low if self.max_replicas is None else self.max_replicas
+        return RaySettings(
+            address=self.address,
+            min_replicas=low,
+            max_replicas=high,
+            gpus_per_replica=self.gpus_per_replica,
+            cpus_per_replica=self.cpus_per_replica,
+            max_models_per_replica=self.max_models_per_replica,
+        )
+
+
+@dataclass(frozen=True)
 class EngineConfig:
     default_model: str = ""
     device: str = "auto"
@@ -114,6 +144,8 @@ class EngineConfig:
 @dataclass(frozen=True)
 class LorasConfig:
     path: str = "loras"  # folder of LoRA .safetensors files, used as <lora:NAME:0.8>
+    backend: Literal["local", "ray"] = "local"
+    ray: RayConfig = field(default_factory=RayConfig)
 
 
 @dataclass(frozen=True)
@@ -222,6 +254,8 @@ class Config:
             channels_last=self.engine.channels_last,
             fuse_qkv=self.engine.fuse_qkv,
             compile=self.engine.compile,
+            backend=self.engine.backend,
+            ray=self.engine.ray.settings(),
         )
 
     @property
@@ -350,6 +384,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         return value
     if origin in (typing.Union, types.UnionType):
         return _coerce(value, next(a for a in typing.get_args(hint) if a is not type(None)), where)
+    if dataclasses.is_dataclass(hint):  # a nested table, e.g. [engine.ray]
+        return _build(hint, value, where.strip("[]").replace("] ", "."))
     if origin is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, list):
@@ -400,6 +436,8 @@ def _check(config: Config) -> None:
     device = config.engine.device
     if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")):
         raise ConfigError(f"[engine] device: must be auto, cpu, cuda or cuda:N, got {device!r}")
+    if config.engine.backend == "ray":
+        _check_ray(config.engine)
     if config.models and not config.engine.default_model:
         raise ConfigError("[engine] default_model: missing")
     if config.engine.default_model and config.engine.default_model not in config.models:
@@ -459,3 +497,32 @@ def _check_admin_ids(admins: AdminsConfig) -> None:
                     f"[admins] {platform}: {user_id!r} is not a user id (ids are numbers); "
                     "send /whoami to the bot to get yours"
                 )
+
+
+def _check_ray(engine: EngineConfig) -> None:
+    ray = engine.ray
+    if ray.replicas is not None and (ray.min_replicas, ray.max_replicas) != (None, None):
+        raise ConfigError("[engine.ray] replicas: give replicas, or min_replicas and max_replicas")
+    for key in ("replicas", "max_replicas", "max_models_per_replica"):
+        value = getattr(ray, key)
+        if value is not None and value < 1:
+            raise ConfigError(f"[engine.ray] {key}: must be at least 1, got {value}")
+    for key in ("min_replicas", "gpus_per_replica", "cpus_per_replica"):
+        value = getattr(ray, key)
+        if value is not None and value < 0:
+            raise ConfigError(f"[engine.ray] {key}: must be at least 0, got {value:g}")
+    settings = ray.settings()
+    if settings.min_replicas > settings.max_replicas:
+        raise ConfigError(
+            f"[engine.ray] min_replicas: {settings.min_replicas} is more than max_replicas "
+            f"({settings.max_replicas})"
+        )
+    if engine.device.startswith("cuda:"):
+        raise ConfigError(
+            '[engine] device: with backend = "ray" each replica sees only its own GPUs; '
+            "use auto, cuda or cpu"
+        )
+    if engine.device == "cuda" and ray.gpus_per_replica == 0:
+        raise ConfigError(
+            '[engine.ray] gpus_per_replica: 0 gives CPU replicas, but [engine] device = "cuda"'
+        )

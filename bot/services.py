@@ -14,7 +14,7 @@ from bot.jobs.safety import PromptFilter
 from bot.jobs.scheduler import Scheduler
 from bot.records import Caller
 from bot.store import DB_FILENAME, Store
-from engine.client import EngineClient
+from engine.backend import EngineBackend, create_backend
 
 log = logging.getLogger("atelier.services")
 
@@ -27,7 +27,7 @@ DELIVERY_GRACE_S = 10.0
 class Services:
     config: Config
     store: Store
-    engine: EngineClient
+    engine: EngineBackend
     scheduler: Scheduler
     courier: Courier
     prompt_filter: PromptFilter
@@ -50,7 +50,7 @@ class Services:
         async with contextlib.AsyncExitStack() as undo:
             store = await Store.open(config.data_dir / DB_FILENAME)
             undo.push_async_callback(store.close)
-            engine = EngineClient(config.engine_settings(), max_batch=config.engine.max_batch)
+            engine = create_backend(config.engine_settings(), max_batch=config.engine.max_batch)
             await engine.start()
             undo.push_async_callback(engine.close)
             scheduler = Scheduler(config, store, engine)

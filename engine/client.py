@@ -108,15 +108,6 @@ class EngineClient:
         """Display name of the loaded model; after a crash, the one loaded again next."""
         return self._current_model
 
-    @property
-    def capacity(self) -> int:
-        """How many batches may run at once: one engine process, one batch."""
-        return 1
-
-    def loaded_models(self) -> set[str]:
-        """Models an idle engine holds now (at most the one loaded)."""
-        return {self._current_model} if self._current_model else set()
-
     async def start(self) -> None:
         """Spawn the engine process and wait until it is ready (torch import: seconds)."""
         async with self._lock:
@@ -373,6 +364,23 @@ class EngineClient:
         for waiting in pending.values():
             if not waiting.future.done():
                 waiting.future.set_exception(error)
+
+    # -- for the scheduler (engine.backend.EngineBackend) --------------------------
+
+    @property
+    def capacity(self) -> int:
+        """One engine process runs one batch at a time."""
+        return 1
+
+    def loaded_models(self) -> set[str]:
+        """The loaded model, while the engine process is up and idle."""
+        engine = self._engine
+        if engine is None or not engine.ready or self._running_job or not self._current_model:
+            return set()
+        return {self._current_model}
+
+    def on_capacity_change(self, callback: Callable[[], None]) -> None:
+        """Capacity is always 1 here, so `callback` is never called."""
 
 
 def _send(engine: _EngineProcess, message: object) -> None:

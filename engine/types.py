@@ -29,6 +29,25 @@ class ModelOptions:
     clip_skip: int = 1  # A1111's CLIP_stop_at_last_layers
 
 
+Backend = Literal["local", "ray"]
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """Where the Ray backend's replicas run and how many; see engine/ray_client.py."""
+
+    # "": start a local Ray instance here; "auto", "HOST:PORT" or "ray://HOST:10001": join one.
+    address: str = ""
+    # Serve autoscales between these; equal numbers give a fixed count of replicas.
+    min_replicas: int = 1
+    max_replicas: int = 1
+    gpus_per_replica: float = 1.0
+    # CPUs Ray reserves per replica; on a CPU-only replica also its torch thread count.
+    cpus_per_replica: float = 1.0
+    # Models a replica keeps loaded; the least recently used one is dropped first.
+    max_models_per_replica: int = 1
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -49,6 +68,9 @@ class EngineSettings:
     channels_last: bool = False
     fuse_qkv: bool = False
     compile: bool = False
+    # "local": one engine process spawned by the bot; "ray": Ray Serve replicas.
+    backend: Backend = "local"
+    ray: RaySettings = field(default_factory=RaySettings)
 
 
 @dataclass(frozen=True)

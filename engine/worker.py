@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING
 
 from engine import types as engine_types
 from engine.logs import configure_logging
-from engine.types import EngineError, EngineSettings, GenerationCancelled, ImageSpec
+from engine.types import (
+    EngineError,
+    EngineSettings,
+    GeneratedImage,
+    GenerationCancelled,
+    ImageSpec,
+)
 
 if TYPE_CHECKING:
     from engine.pipelines import Engine
@@ -229,7 +235,7 @@ class EngineWorker:
         self._loaded = (name_or_path, display)
         return display
 
-    def _generate(self, request: Generate) -> list[object]:
+    def _generate(self, request: Generate) -> list[GeneratedImage]:
         assert self._engine is not None
         if self._loaded != (request.model, self._engine.model_name):
             self._load(request.model)
@@ -237,23 +243,13 @@ class EngineWorker:
         def should_cancel() -> bool:
             return request.job_id in self._cancelled or self._stopping.is_set()
 
-        if should_cancel():
-            raise GenerationCancelled("cancelled")
-        # At most max_batch pictures per pipeline call: more may not fit in memory.
-        chunks = [
-            request.specs[i : i + self._max_batch]
-            for i in range(0, len(request.specs), self._max_batch)
-        ]
-        progress = _JobProgress(
-            lambda step, total: self._send(Progress(request.request_id, step, total))
+        return generate_job(
+            self._engine,
+            request.specs,
+            self._max_batch,
+            lambda step, total: self._send(Progress(request.request_id, step, total)),
+            should_cancel,
         )
-        images: list[object] = []
-        for index, chunk in enumerate(chunks):
-            on_step = progress.chunk(remaining=len(chunks) - index - 1)
-            images.extend(
-                self._engine.generate(chunk, on_step=on_step, should_cancel=should_cancel)
-            )
-        return images
 
     def _health(self) -> dict[str, object]:
         engine = self._engine
@@ -282,6 +278,26 @@ class EngineWorker:
         except OSError:
             # The client is gone; the reader thread sees EOF and stops us.
             self._stopping.set()
+
+
+def generate_job(
+    engine: Engine,
+    specs: list[ImageSpec],
+    max_batch: int,
+    report: Callable[[int, int], None],
+    should_cancel: Callable[[], bool],
+) -> list[GeneratedImage]:
+    """One job on a loaded engine, as the engine process and every Ray replica run it."""
+    if should_cancel():
+        raise GenerationCancelled("cancelled")
+    # At most max_batch pictures per pipeline call: more may not fit in memory.
+    chunks = [specs[i : i + max_batch] for i in range(0, len(specs), max_batch)]
+    progress = _JobProgress(report)
+    images: list[GeneratedImage] = []
+    for index, chunk in enumerate(chunks):
+        on_step = progress.chunk(remaining=len(chunks) - index - 1)
+        images.extend(engine.generate(chunk, on_step=on_step, should_cancel=should_cancel))
+    return images
 
 
 class _JobProgress:

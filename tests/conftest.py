@@ -37,6 +37,41 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
+def ray_instance() -> Iterator[None]:
+    """One local Ray for the whole session, started by the first test that needs it.
+
+    Small on purpose (2 CPUs, no dashboard, a small object store): CI has 2 cores.
+    Its workers import this checkout, not whatever `engine` is installed.
+    """
+    import ray
+
+    root = str(Path(__file__).resolve().parents[1])
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(
+        num_cpus=2,
+        num_gpus=0,
+        include_dashboard=False,
+        log_to_driver=False,
+        object_store_memory=128 * 1024**2,
+        logging_level="warning",
+    )
+
+    @ray.remote(num_cpus=0)
+    def engine_path() -> str:
+        import engine
+
+        return str(Path(engine.__file__).resolve())
+
+    assert ray.get(engine_path.remote()).startswith(root), "Ray workers import another tree"
+    yield
+    from ray import serve
+
+    serve.shutdown()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A diffusers folder holding a tiny SD-1.x-shaped pipeline (vae_scale_factor 2)."""
     return build_tiny_pipeline(tmp_path_factory.mktemp("models") / "tiny")

@@ -32,7 +32,7 @@ from bot.jobs.pictures import BatchSpecs, batch_key, batch_specs, save_pictures
 from bot.jobs.positions import Positions
 from bot.records import Caller, GenerationRequest, Job, JobStatus, OutboxEntry
 from bot.store import Store, new_job_id
-from engine.client import EngineClient
+from engine.backend import EngineBackend
 from engine.types import EngineCrashed, EngineError, GeneratedImage, GenerationCancelled
 
 log = logging.getLogger("atelier.scheduler")
@@ -74,7 +74,7 @@ class Scheduler:
         self,
         config: Config,
         store: Store,
-        engine: EngineClient,
+        engine: EngineBackend,
         *,
         limits: Limits | None = None,
     ) -> None:
@@ -130,6 +130,8 @@ class Scheduler:
             if job.id not in self._queue:
                 self._queue.push(job)
         self._positions.announce(force=True)
+        # Replicas come and go (Ray): look again at once rather than at the next poll.
+        self.engine.on_capacity_change(self._wakeup.set)
         self._task = asyncio.get_running_loop().create_task(self._serve(), name="scheduler")
 
     async def drain(self, timeout: float) -> None:

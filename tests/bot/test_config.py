@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, config_path, load_config
+from engine.types import RaySettings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -71,6 +72,26 @@ def test_relative_paths_are_read_from_the_config_folder(tmp_path: Path) -> None:
             "[models.x] source:",
         ),
         ("[limits\n", "not valid TOML"),
+        ('[engine]\nbackend = "cluster"\n', "[engine] backend: must be one of 'local', 'ray'"),
+        ("[engine]\nray = 2\n", "[engine.ray]: must be a table"),
+        ("[engine.ray]\nreplica = 2\n", "[engine.ray] replica: unknown key"),
+        ('[engine.ray]\nreplicas = "two"\n', "[engine.ray] replicas: must be a whole number"),
+        (
+            '[engine]\nbackend = "ray"\n[engine.ray]\nreplicas = 2\nmax_replicas = 4\n',
+            "[engine.ray] replicas: give replicas, or min_replicas and max_replicas",
+        ),
+        (
+            '[engine]\nbackend = "ray"\n[engine.ray]\nmin_replicas = 3\nmax_replicas = 2\n',
+            "[engine.ray] min_replicas: 3 is more than max_replicas (2)",
+        ),
+        (
+            '[engine]\nbackend = "ray"\n[engine.ray]\nreplicas = 0\n',
+            "[engine.ray] replicas: must be at least 1, got 0",
+        ),
+        (
+            '[engine]\nbackend = "ray"\ndevice = "cuda:1"\n',
+            '[engine] device: with backend = "ray" each replica sees only its own GPUs',
+        ),
     ],
 )
 def test_mistakes_are_one_line_naming_the_key(tmp_path: Path, text: str, expected: str) -> None:
@@ -184,3 +205,31 @@ def test_admin_ids_that_are_not_numbers_are_refused_with_how_to_find_yours(
     platform = line.split()[0]
     assert f"[admins] {platform}: {shown} is not a user id" in message
     assert "/whoami" in message
+
+
+def test_ray_backend_settings_reach_the_engine(tmp_path: Path) -> None:
+    fixed = load_config(
+        write(
+            tmp_path,
+            '[engine]\nbackend = "ray"\n[engine.ray]\naddress = "auto"\nreplicas = 3\n'
+            "gpus_per_replica = 0.5\nmax_models_per_replica = 2\n",
+        )
+    ).engine_settings()
+    assert fixed.backend == "ray"
+    assert fixed.ray == RaySettings(
+        address="auto",
+        min_replicas=3,
+        max_replicas=3,
+        gpus_per_replica=0.5,
+        max_models_per_replica=2,
+    )
+    scaling = load_config(
+        write(
+            tmp_path,
+            '[engine]\nbackend = "ray"\n[engine.ray]\nmin_replicas = 1\nmax_replicas = 4\n',
+        )
+    ).engine_settings()
+    assert (scaling.ray.min_replicas, scaling.ray.max_replicas) == (1, 4)
+    # Without [engine.ray]: one replica with one GPU on a Ray started here.
+    assert load_config(write(tmp_path, "")).engine_settings().ray == RaySettings()
+    assert load_config(write(tmp_path, "")).engine_settings().backend == "local"

@@ -1,16 +1,16 @@
-"""EngineClient against a real engine process running the tiny model on the CPU.
+"""The engine-client contract, against both backends running the tiny model on the CPU:
+`local` (EngineClient and its engine process) and `ray` (Ray Serve, two CPU replicas on
+the session's local Ray instance).
 
-One client (one engine process) serves the whole module: starting one costs a torch
-import. Tests that kill the process check that the next call restarts it.
+One client per backend serves the whole module: starting one costs a torch import per
+process. Tests that kill an engine check that the next call works on a fresh one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
-import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from engine.backend import EngineBackend
 from engine.client import EngineClient
 from engine.types import (
     EngineCrashed,
@@ -29,6 +30,7 @@ from engine.types import (
     ImageSpec,
     ModelLoadError,
 )
+from tests.engine.backends import Backend, started
 
 # Far more steps than a test waits for: such a job is stopped long before it ends.
 ENDLESS_STEPS = 5000
@@ -54,13 +56,15 @@ def copied_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFact
     return target
 
 
-@pytest.fixture(scope="module")
-async def client(tiny_model_dir: Path) -> AsyncIterator[EngineClient]:
-    settings = EngineSettings(device="cpu", models={"tiny": str(tiny_model_dir)})
-    engine = EngineClient(settings)
-    await engine.start()
-    yield engine
-    await engine.close()
+@pytest.fixture(scope="module", params=["local", "ray"])
+async def backend(request: pytest.FixtureRequest, tiny_model_dir: Path) -> AsyncIterator[Backend]:
+    async with started(request.param, request, {"tiny": str(tiny_model_dir)}) as backend:
+        yield backend
+
+
+@pytest.fixture
+def client(backend: Backend) -> EngineBackend:
+    return backend.client
 
 
 class ProgressLog:
@@ -75,7 +79,7 @@ class ProgressLog:
         self.started.set()
 
 
-async def start_endless_job(client: EngineClient, job_id: str) -> tuple[asyncio.Task, ProgressLog]:
+async def start_endless_job(client: EngineBackend, job_id: str) -> tuple[asyncio.Task, ProgressLog]:
     progress = ProgressLog()
     task = asyncio.create_task(
         client.generate(job_id, "tiny", [spec(steps=ENDLESS_STEPS)], progress)
@@ -84,7 +88,7 @@ async def start_endless_job(client: EngineClient, job_id: str) -> tuple[asyncio.
     return task, progress
 
 
-async def test_generate_returns_pngs_in_order_with_progress(client: EngineClient) -> None:
+async def test_generate_returns_pngs_in_order_with_progress(client: EngineBackend) -> None:
     progress = ProgressLog()
     images = await client.generate(
         "job-progress", "tiny", [spec(steps=3, seed=5), spec(steps=3, seed=6)], progress
@@ -102,7 +106,7 @@ async def test_generate_returns_pngs_in_order_with_progress(client: EngineClient
     assert client.current_model == "tiny"
 
 
-async def test_concurrent_calls_each_get_their_own_pictures(client: EngineClient) -> None:
+async def test_concurrent_calls_each_get_their_own_pictures(client: EngineBackend) -> None:
     first, second = await asyncio.gather(
         client.generate("job-a", "tiny", [spec(seed=11)]),
         client.generate("job-b", "tiny", [spec(seed=12), spec(seed=13)]),
@@ -111,7 +115,7 @@ async def test_concurrent_calls_each_get_their_own_pictures(client: EngineClient
     assert [image.seed for image in second] == [12, 13]
 
 
-async def test_more_specs_than_max_batch_all_come_back(client: EngineClient) -> None:
+async def test_more_specs_than_max_batch_all_come_back(client: EngineBackend) -> None:
     progress = ProgressLog()
     seeds = [21, 22, 23, 24, 25]  # the client's max_batch is 4: two pipeline calls
     images = await client.generate("job-many", "tiny", [spec(seed=s) for s in seeds], progress)
@@ -122,7 +126,7 @@ async def test_more_specs_than_max_batch_all_come_back(client: EngineClient) -> 
     assert progress.events[-1] == (4, 4)
 
 
-async def test_health_answers_while_a_job_runs(client: EngineClient) -> None:
+async def test_health_answers_while_a_job_runs(client: EngineBackend) -> None:
     idle = await client.health()
     assert idle["alive"] is True
     assert idle["device"] == "cpu"
@@ -139,7 +143,7 @@ async def test_health_answers_while_a_job_runs(client: EngineClient) -> None:
 
 
 async def test_cancel_stops_the_running_job_and_the_next_one_works(
-    client: EngineClient,
+    client: EngineBackend,
 ) -> None:
     # A cancel for a job that is not running is ignored, even if that id runs later.
     await client.cancel("job-later")
@@ -154,7 +158,7 @@ async def test_cancel_stops_the_running_job_and_the_next_one_works(
     assert [image.seed for image in images] == [3]
 
 
-async def test_engine_errors_come_back_as_the_same_class(client: EngineClient) -> None:
+async def test_engine_errors_come_back_as_the_same_class(client: EngineBackend) -> None:
     with pytest.raises(EngineError, match="steps must be at least 1") as caught:
         await client.generate("job-bad", "tiny", [spec(steps=0)])
     assert type(caught.value) is EngineError
@@ -164,7 +168,7 @@ async def test_engine_errors_come_back_as_the_same_class(client: EngineClient) -
 
 
 async def test_model_switch_by_name_and_by_path(
-    client: EngineClient, copied_model_dir: Path
+    client: EngineBackend, copied_model_dir: Path
 ) -> None:
     assert await client.load_model(str(copied_model_dir)) == "tiny-copy"
     assert client.current_model == "tiny-copy"
@@ -186,32 +190,44 @@ async def test_model_switch_by_name_and_by_path(
     assert client.current_model == "tiny"
 
 
-async def test_killed_engine_fails_the_job_and_the_next_job_works(
-    client: EngineClient,
-) -> None:
-    old_pid = (await client.health())["pid"]
-    assert isinstance(old_pid, int)
+async def test_same_seed_gives_the_same_picture(client: EngineBackend) -> None:
+    # On Ray the two calls may run on different replicas: the pictures still match.
+    first, second = await asyncio.gather(
+        client.generate("job-seed-1", "tiny", [spec(seed=77)]),
+        client.generate("job-seed-2", "tiny", [spec(seed=77)]),
+    )
+    (other,) = await client.generate("job-seed-3", "tiny", [spec(seed=78)])
+    assert first[0].png == second[0].png
+    assert other.png != first[0].png
+
+
+async def test_killed_engine_fails_the_job_and_the_next_job_works(backend: Backend) -> None:
+    client = backend.client
     task, _ = await start_endless_job(client, "job-killed")
-    os.kill(old_pid, signal.SIGKILL)
+    engine = await backend.engine_of("job-killed")
+    await backend.kill(engine)
     with pytest.raises(EngineCrashed, match="stopped unexpectedly"):
         await asyncio.wait_for(task, 15)
 
-    # The restarted process loads the model again for the next job.
+    # A fresh engine (a new process, or another replica) loads the model for the next job.
     (image,) = await client.generate("job-after-crash", "tiny", [spec(seed=4)])
     assert "Seed: 4" in parameters(image)
-    health = await client.health()
-    assert health["alive"] is True
-    assert health["pid"] != old_pid
+    assert (await client.health())["alive"] is True
+    assert await backend.is_gone(engine)
     assert client.current_model == "tiny"
 
 
-async def test_hung_job_past_its_timeout_restarts_the_engine(client: EngineClient) -> None:
-    old_pid = (await client.health())["pid"]
-    with pytest.raises(EngineCrashed, match="took longer than 1 s"):
-        await client.generate("job-slow", "tiny", [spec(steps=ENDLESS_STEPS)], timeout=1)
+async def test_hung_job_past_its_timeout_restarts_the_engine(backend: Backend) -> None:
+    client = backend.client
+    task = asyncio.create_task(
+        client.generate("job-slow", "tiny", [spec(steps=ENDLESS_STEPS)], timeout=3)
+    )
+    engine = await backend.engine_of("job-slow")
+    with pytest.raises(EngineCrashed, match="took longer than 3 s"):
+        await task
     (image,) = await client.generate("job-after-timeout", "tiny", [spec(seed=9)])
     assert image.seed == 9
-    assert (await client.health())["pid"] != old_pid
+    assert await backend.is_gone(engine)
 
 
 async def test_start_fails_with_the_engine_message_for_a_bad_device() -> None:
