@@ -139,13 +139,13 @@ class EngineConfig:
     channels_last: bool = False
     fuse_qkv: bool = False
     compile: bool = False
+    backend: Literal["local", "ray"] = "local"
+    ray: RayConfig = field(default_factory=RayConfig)
 
 
 @dataclass(frozen=True)
 class LorasConfig:
     path: str = "loras"  # folder of LoRA .safetensors files, used as <lora:NAME:0.8>
-    backend: Literal["local", "ray"] = "local"
-    ray: RayConfig = field(default_factory=RayConfig)
 
 
 @dataclass(frozen=True)
