@@ -5,12 +5,23 @@ from __future__ import annotations
 
 from bot import redaction
 from engine import logs as engine_logs
-from engine.logs import CHATTY, FORMAT_ENV, LEVEL_ENV, Harmless, parse_level, resolve
+from engine.logs import (
+    CHATTY,
+    FORMAT_ENV,
+    FORMATS,
+    LEVEL_ENV,
+    LEVELS,
+    Harmless,
+    parse_level,
+    resolve,
+)
 
 __all__ = [
     "CHATTY",
+    "FORMATS",
     "FORMAT_ENV",
     "HARMLESS",
+    "LEVELS",
     "LEVEL_ENV",
     "configure_logging",
     "parse_level",
