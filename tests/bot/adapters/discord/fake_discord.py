@@ -70,6 +70,8 @@ class FakeDiscord(RestRoutes, Gateway):
         self.unhandled: list[str] = []
         self.failures: list[Failure] = []
         self.failed: list[tuple[str, str, int]] = []
+        # (method, path pattern, seconds): matching requests are answered that late.
+        self.slow: list[tuple[str, re.Pattern[str], float]] = []
         self.identify: dict[str, Any] | None = None
         self._changed = asyncio.Condition()
         self._sockets: list[web.WebSocketResponse] = []
@@ -333,6 +335,9 @@ class FakeDiscord(RestRoutes, Gateway):
             if failure is not None:
                 self.failed.append((request.method, path, failure.status))
                 return _failure_response(failure)
+            for method, pattern, seconds in self.slow:
+                if method == request.method and pattern.search(path):
+                    await asyncio.sleep(seconds)  # a slow upload, say
             return await handler(request)
         finally:
             await self.notify()

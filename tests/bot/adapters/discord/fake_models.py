@@ -118,6 +118,7 @@ class FakeMessage:
     deleted: bool = False
     # (loop time, content, number of files) after each create or edit, in order.
     history: list[tuple[float, str, int]] = field(default_factory=list)
+    nonce: str | None = None  # a channel message's nonce, when the sender gave one
 
     @property
     def ephemeral(self) -> bool:

@@ -94,7 +94,15 @@ class RestRoutes:
     async def _channel_message(self: FakeDiscord, request: web.Request) -> web.Response:
         self._check_auth(request)
         payload, uploads = await _read_body(self, request)
-        message = self.new_message(int(request.match_info["channel"]))
+        channel_id = int(request.match_info["channel"])
+        nonce = payload.get("nonce")
+        if nonce is not None and payload.get("enforce_nonce"):
+            # Discord answers a repeated nonce (within minutes) with the first message.
+            for earlier in self.messages.values():
+                if earlier.channel_id == channel_id and earlier.nonce == nonce:
+                    return json_response(earlier.payload(self.base_url))
+        message = self.new_message(channel_id)
+        message.nonce = nonce
         _apply(message, payload, uploads)
         return json_response(message.payload(self.base_url))
 

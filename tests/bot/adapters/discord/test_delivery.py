@@ -5,6 +5,7 @@ no guild_ids, so its commands are global."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -78,6 +79,8 @@ async def test_after_the_token_expired_the_result_goes_to_the_channel(
     assert png_parameters(message.files[0].data).startswith("a lighthouse at dusk")
     assert "🔁 Re-roll" in message.labels
     assert not interaction.files
+    # With a nonce Discord enforces: a repeated send is the same message, not a copy.
+    assert message.nonce is not None and message.nonce.startswith("atelier-")
 
 
 async def test_pictures_too_big_for_the_upload_limit_are_sent_smaller(
@@ -107,3 +110,20 @@ async def test_flagged_pictures_are_spoilers_outside_nsfw_channels(
     )
     nsfw_message = await bot.result(there)
     assert not any(f.spoiler for f in nsfw_message.files)
+
+
+async def test_a_slow_upload_never_delays_another_users_job(
+    bot: RunningBot, fake: FakeDiscord
+) -> None:
+    alice = await fake.slash("imagine", bot.users.alice, prompt="a slow upload", steps=2)
+    # Alice's result takes 4 s to upload. Bob's job (other steps: its own batch) paints
+    # meanwhile, and its result must not queue behind her upload.
+    fake.slow.append(("PATCH", re.compile(rf"/webhooks/\d+/{alice.token}/messages/"), 4.0))
+    try:
+        bob = await fake.slash("imagine", bot.users.bob, prompt="a quick one", steps=3)
+        bob_result = await bot.result(bob)
+        alice_result = await bot.result(alice)
+    finally:
+        fake.slow.clear()
+    assert bob_result.files_at is not None and alice_result.files_at is not None
+    assert bob_result.files_at < alice_result.files_at
