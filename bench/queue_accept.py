@@ -32,6 +32,7 @@ from bot.config import (
     SafetyConfig,
     StorageConfig,
 )
+from bot.delivery.courier import Courier
 from bot.jobs.safety import PromptFilter
 from bot.jobs.scheduler import Scheduler
 from bot.records import JobStatus
@@ -79,11 +80,13 @@ async def one_round(folder: Path, users: int, per_user: int, *, variants: bool) 
     store = await Store.open(config.data_dir / DB_FILENAME)
     # The engine process is never spawned: nothing consumes the queue.
     engine = EngineClient(config.engine_settings(), max_batch=config.engine.max_batch)
+    scheduler = Scheduler(config, store, engine)
     services = Services(
         config=config,
         store=store,
         engine=engine,
-        scheduler=Scheduler(config, store, engine),
+        scheduler=scheduler,
+        courier=Courier(store, scheduler.events, config.data_dir),
         prompt_filter=PromptFilter.from_config(config.safety, base_dir=folder),
         presets=AvatarPresets.load_default(),
     )
