@@ -158,6 +158,9 @@ enabled = true
 token = "{fake_api.token}"
 base_url = "{fake_api.base_url}"
 base_file_url = "{fake_api.base_file_url}"
+
+[limits]
+max_steps = 400
 """,
         )
     )
@@ -177,9 +180,17 @@ base_file_url = "{fake_api.base_file_url}"
         photo = await fake_api.next_call("sendPhoto", since=since, chat_id=555, timeout=90)
         assert photo.files
 
+        # SIGTERM while a picture paints: it is finished and delivered before the exit.
+        since = fake_api.mark()
+        await fake_api.send_text(user, chat, "/imagine a late fox --steps 300")
+        await fake_api.next_call(
+            "editMessageText", since=since, chat_id=555, where=lambda c: "🎨" in c.params["text"]
+        )
         os.kill(os.getpid(), signal.SIGTERM)
         async with asyncio.timeout(60):
             await running
+        (late,) = fake_api.calls_of("sendPhoto", since=since, chat_id=555)
+        assert "a late fox" in late.params["caption"]
     finally:
         if not running.done():
             running.cancel()
