@@ -160,7 +160,7 @@ base_url = "{fake_api.base_url}"
 base_file_url = "{fake_api.base_file_url}"
 
 [limits]
-max_steps = 400
+max_steps = 200
 """,
         )
     )
@@ -182,7 +182,7 @@ max_steps = 400
 
         # SIGTERM while a picture paints: it is finished and delivered before the exit.
         since = fake_api.mark()
-        await fake_api.send_text(user, chat, "/imagine a late fox --steps 300")
+        await fake_api.send_text(user, chat, "/imagine a late fox --steps 120")
         await fake_api.next_call(
             "editMessageText", since=since, chat_id=555, where=lambda c: "🎨" in c.params["text"]
         )
