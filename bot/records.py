@@ -102,6 +102,18 @@ class GenerationRequest:
 
 
 @dataclass(frozen=True)
+class UserSettings:
+    """A user's own defaults (`/settings`), used where a command does not say otherwise."""
+
+    aspect: str | None = None  # "3:2"; None: the model's native shape
+    steps: int | None = None  # None: the model's default
+    sampler: str | None = None  # None: the model's default
+    negative: str = ""  # added to the negative prompt of every job
+    remix: bool = False  # buttons that repaint ask for a new prompt first
+    dm_results: bool = False  # results go to the user's private chat / DMs
+
+
+@dataclass(frozen=True)
 class ResultImage:
     path: str  # PNG with A1111 metadata, relative to the data folder
     seed: int

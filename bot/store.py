@@ -31,6 +31,7 @@ from bot.records import (
     JobStatus,
     OutboxEntry,
     ResultImage,
+    UserSettings,
 )
 
 __all__ = ["DB_FILENAME", "AuditEntry", "Store", "StoreError", "default_migrations", "new_job_id"]
@@ -48,6 +49,7 @@ _JOB_COLUMNS = (
     "created_at, started_at, finished_at, attempts, error, place"
 )
 _OUTBOX_COLUMNS = "job_id, kind, text, state, attempts, not_before"
+_USER_SETTINGS_COLUMNS = "aspect, steps, sampler, negative, remix, dm_results"
 
 
 class StoreError(Exception):
@@ -282,6 +284,39 @@ class Store:
             "INSERT INTO settings (key, value) VALUES (?, ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
+        )
+
+    # Per-user settings
+
+    async def user_settings(self, user_key: str) -> UserSettings:
+        """The user's /settings; the defaults when they never changed any."""
+        async with self._db.execute(
+            f"SELECT {_USER_SETTINGS_COLUMNS} FROM user_settings WHERE user_key = ?", (user_key,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return UserSettings()
+        aspect, steps, sampler, negative, remix, dm_results = row
+        return UserSettings(aspect, steps, sampler, negative, bool(remix), bool(dm_results))
+
+    async def set_user_settings(self, user_key: str, settings: UserSettings) -> None:
+        """Save the user's settings; all defaults deletes the row."""
+        if settings == UserSettings():
+            await self._write("DELETE FROM user_settings WHERE user_key = ?", (user_key,))
+            return
+        await self._write(
+            f"INSERT OR REPLACE INTO user_settings (user_key, {_USER_SETTINGS_COLUMNS}, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                user_key,
+                settings.aspect,
+                settings.steps,
+                settings.sampler,
+                settings.negative,
+                int(settings.remix),
+                int(settings.dm_results),
+                time.time(),
+            ),
         )
 
     # Bans and audit

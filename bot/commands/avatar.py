@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.avatar import AVATAR_STRENGTH, ensure_template, template_path
-from bot.commands import generation
+from bot.commands import generation, settings
 from bot.commands.base import Context, Outcome
 from bot.commands.generation import ImageSource
 from bot.commands.params import PromptParams
@@ -15,6 +15,7 @@ from bot.validation import BadInput, size_for_aspect
 async def run(ctx: Context, choices: dict[str, str]) -> Outcome:
     """`choices` maps step keys (gender, hair_color, ...) to option values."""
     services = ctx.services
+    prefs = await settings.user_settings(ctx)
     try:
         prompt, negative = services.presets.build(choices)
         _, defaults = generation.resolve_model(ctx, None)
@@ -27,7 +28,11 @@ async def run(ctx: Context, choices: dict[str, str]) -> Outcome:
         )
         source = ImageSource(template_path(width, height), width, height, AVATAR_STRENGTH)
         request = generation.build_request(
-            ctx, "avatar", PromptParams(prompt=prompt, negative=negative), source=source
+            ctx,
+            "avatar",
+            PromptParams(prompt=prompt, negative=negative),
+            source=source,
+            prefs=prefs,
         )
     except BadInput as exc:
         return await generation.refuse(ctx, exc)

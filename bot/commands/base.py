@@ -41,6 +41,19 @@ class Button:
 
 
 @dataclass(frozen=True)
+class Menu:
+    """Pick one of `options` (a panel's setting). Discord shows a select; Telegram a
+    button (`open`) that puts the options in place of the keyboard, with `back`."""
+
+    title: str  # emoji and a word, e.g. "📐 Aspect"
+    options: list[Button]  # each choice's label, and the data that picks it
+    chosen: int | None  # index of the current choice
+    open: str  # data that shows the options (Telegram)
+    back: str  # data back to the whole panel (Telegram)
+    expanded: bool = False  # Telegram: show the options now
+
+
+@dataclass(frozen=True)
 class Reply:
     text: str
     error: bool = False  # a refusal: Discord shows it ephemerally
@@ -48,6 +61,8 @@ class Reply:
     # For the caller's eyes only (other people's prompts, say): ephemeral on Discord;
     # on Telegram sent to the caller's private chat, with a pointer in a group.
     private: bool = False
+    # Pick-one settings shown above `buttons` (a /settings panel).
+    menus: list[Menu] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

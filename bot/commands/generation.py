@@ -7,6 +7,7 @@ for a picture gets the same defaults, the same range checks and the same filter.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import random
 import secrets
@@ -24,10 +25,10 @@ from PIL import Image
 from bot.commands import render
 from bot.commands.base import Context, JobAccepted, Outcome, Reply
 from bot.commands.params import PromptParams
-from bot.config import ModelConfig
+from bot.config import LimitsConfig, ModelConfig
 from bot.jobs.events import Queued
 from bot.jobs.scheduler import Refused
-from bot.records import GenerationRequest, RequestKind
+from bot.records import GenerationRequest, RequestKind, UserSettings
 from bot.validation import (
     SEED_MAX,
     BadInput,
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
     from bot.services import Services
 
 NO_PROMPT = "Write what to paint after the command, like: /imagine a red fox at dusk"
+# Origin key: deliver the result to the owner's private chat (their /settings).
+DM_RESULTS = "dm_results"
 
 
 @dataclass(frozen=True)
@@ -130,20 +133,26 @@ def build_request(
     source: ImageSource | None = None,
     require_prompt: bool = True,
     parent: tuple[str, int | None] | None = None,
+    prefs: UserSettings | None = None,
 ) -> GenerationRequest:
     """Apply defaults, check every value, expand variants and filter the prompt.
 
+    `prefs` are the caller's /settings: used where `params` leave a value out (the
+    aspect only without an input picture), their negative prompt added to the given one.
     Raises BadInput with a message for the user; nothing is queued or written.
     """
     config = ctx.services.config
     limits = config.limits
+    model, defaults = resolve_model(ctx, params.model)
+    notes: list[str] = []
+    if prefs is not None:
+        params = _with_prefs(params, prefs, defaults, limits, source is not None, notes)
     prompt = params.prompt.strip()
     negative = (params.negative or "").strip()
     if require_prompt and not prompt:
         raise BadInput(NO_PROMPT)
     check_prompt_length(ctx, prompt)
     check_prompt_length(ctx, negative, "negative prompt")
-    model, defaults = resolve_model(ctx, params.model)
 
     traits = defaults.traits
     max_side = defaults.side_limit(limits)
@@ -192,8 +201,8 @@ def build_request(
         if refusal is not None:
             raise PromptRefused(refusal)
     _check_loras(ctx, prompt, model, defaults)
-    notes = []
-    if negative and not traits.uses_negative:
+    typed_negative = negative != (prefs.negative if prefs is not None else "")
+    if negative and typed_negative and not traits.uses_negative:
         notes.append(f"{traits.label} models take no negative prompt, so yours is ignored.")
     return GenerationRequest(
         kind=kind,
@@ -214,6 +223,39 @@ def build_request(
         model_given=params.model is not None,
         notes=notes,
     )
+
+
+def _with_prefs(
+    params: PromptParams,
+    prefs: UserSettings,
+    defaults: ModelConfig,
+    limits: LimitsConfig,
+    has_picture: bool,
+    notes: list[str],
+) -> PromptParams:
+    """`params` with the caller's settings where they left a value out. A setting this
+    model cannot use gives way to the model's default, with a note saying so."""
+    changes: dict[str, object] = {}
+    if params.size is None and not has_picture and prefs.aspect:
+        changes["size"] = prefs.aspect
+    if params.steps is None and prefs.steps is not None:
+        most = defaults.steps_limit(limits)
+        if prefs.steps <= most:
+            changes["steps"] = prefs.steps
+        else:
+            notes.append(f"Your {prefs.steps} steps are over this model's {most}: it uses its own.")
+    if params.sampler is None and prefs.sampler is not None:
+        if prefs.sampler in defaults.traits.samplers:
+            changes["sampler"] = prefs.sampler
+        else:
+            notes.append(
+                f"{defaults.traits.label} models cannot use your sampler {prefs.sampler}: "
+                f"this one uses {defaults.sampler}."
+            )
+    if prefs.negative:
+        given = (params.negative or "").strip()
+        changes["negative"] = f"{given}, {prefs.negative}" if given else prefs.negative
+    return dataclasses.replace(params, **changes)
 
 
 def _sampler(name: str, model: str, choices: tuple[str, ...]) -> str:
@@ -262,8 +304,12 @@ def _sentence(text: str) -> str:
 async def submit(ctx: Context, request: GenerationRequest) -> Outcome:
     """Queue the request; limits and bans are the scheduler's to refuse."""
     scheduler = ctx.services.scheduler
+    origin = dict(ctx.origin)
+    if (await ctx.services.store.user_settings(ctx.caller.key)).dm_results:
+        # The adapter's sender sends the result to the user's private chat.
+        origin[DM_RESULTS] = True
     try:
-        job = await scheduler.submit(ctx.caller, request, dict(ctx.origin))
+        job = await scheduler.submit(ctx.caller, request, origin)
     except Refused as exc:
         return Reply(str(exc), error=True)
     place = scheduler.position(job.id)

@@ -20,6 +20,8 @@ def help_text(ctx: Context) -> str:
         "/avatar — build a profile picture step by step",
         "/queue — your place in the queue · /cancel [id] — stop a job",
         "/model — list models · /loras — list LoRAs",
+        "/settings — your defaults (aspect, steps, sampler, negative, results to DMs)",
+        "/whoami — your user id, for an admin's config",
         "",
         "Options, after the prompt:",
         f"--ar 3:2 or --size 768x512 (each side 64–{limits.max_side})",

@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import logging
 
-from bot.commands import generation, params
+from bot.commands import generation, params, settings
 from bot.commands.base import Context, ImageInput, JobAccepted, Outcome, Reply
 from bot.commands.generation import ImageSource
 from bot.validation import BadInput, decode_image, size_for_aspect
@@ -38,6 +38,7 @@ async def run(
     if image.size is not None and image.size > limit_bytes:
         return Reply(_too_big(image.size, config.limits.max_attachment_mb), error=True)
     path, relative = generation.new_input_path(config.data_dir)
+    prefs = await settings.user_settings(ctx)
     try:
         parsed = params.parse(text, is_sampler=generation.is_sampler)
         parsed = parsed.with_overrides(strength=strength)
@@ -49,6 +50,7 @@ async def run(
             parsed,
             source=ImageSource(relative, defaults.width, defaults.height, DEFAULT_STRENGTH),
             require_prompt=False,
+            prefs=prefs,
         )
     except BadInput as exc:
         return await generation.refuse(ctx, exc)

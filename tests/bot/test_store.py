@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.jobs.limits import day_bounds, start_of_day
-from bot.records import GenerationRequest, Job, JobStatus, ResultImage
+from bot.records import GenerationRequest, Job, JobStatus, ResultImage, UserSettings
 from bot.store import DB_FILENAME, Store, StoreError, default_migrations, new_job_id
 
 MIGRATIONS = sorted(p.name for p in default_migrations().iterdir() if p.name.endswith(".sql"))
@@ -275,3 +275,25 @@ def test_job_ids_are_short_random_and_callback_safe() -> None:
     ids = {new_job_id() for _ in range(2000)}
     assert len(ids) == 2000
     assert all(re.fullmatch(r"[a-z2-7]{10}", job_id) for job_id in ids)
+
+
+async def test_user_settings_survive_a_reopen_and_all_defaults_leave_no_row(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "atelier.sqlite3"
+    store = await Store.open(path)
+    assert await store.user_settings("telegram:1") == UserSettings()
+    mine = UserSettings("3:2", 30, "DPM++ 2M", "blurry, text", remix=True, dm_results=True)
+    await store.set_user_settings("telegram:1", mine)
+    await store.set_user_settings("discord:1", UserSettings(steps=12))
+    await store.close()
+
+    store = await Store.open(path)
+    assert await store.user_settings("telegram:1") == mine
+    assert await store.user_settings("discord:1") == UserSettings(steps=12)
+    await store.set_user_settings("telegram:1", UserSettings())
+    assert await store.user_settings("telegram:1") == UserSettings()
+    await store.close()
+    with sqlite3.connect(path) as raw:
+        keys = [row[0] for row in raw.execute("SELECT user_key FROM user_settings")]
+    assert keys == ["discord:1"]

@@ -20,11 +20,12 @@ import discord
 from discord import app_commands
 
 from bot.adapters.discord.origin import DiscordOrigin
+from bot.adapters.discord.panel import PANEL_ITEMS, panel_view
 from bot.adapters.discord.sender import DiscordSender
-from bot.adapters.discord.slash import add_commands
-from bot.adapters.discord.surface import InteractionSurface, answer_privately
+from bot.adapters.discord.slash import add_commands, add_personal_commands
+from bot.adapters.discord.surface import InteractionSurface, answer_privately, fit
 from bot.adapters.discord.views import ResultButton
-from bot.commands import buttons
+from bot.commands import buttons, settings, unknown
 from bot.commands.base import Caller, Context, Outcome
 from bot.config import ConfigError
 from bot.delivery.outcomes import present
@@ -47,15 +48,17 @@ class AtelierClient(discord.Client):
     def __init__(
         self,
         on_button: Callable[[discord.Interaction[Any], str], Awaitable[None]],
+        on_panel_click: Callable[[discord.Interaction[Any], str], Awaitable[None]],
         **options: Any,
     ) -> None:
         # Only the guilds intent: nothing privileged, no message content.
         super().__init__(intents=discord.Intents(guilds=True), **options)
         self.on_result_button = on_button
+        self.on_panel_click = on_panel_click
         self.tree: app_commands.CommandTree[AtelierClient] = app_commands.CommandTree(self)
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(ResultButton)
+        self.add_dynamic_items(ResultButton, *PANEL_ITEMS)
 
 
 class DiscordAdapter:
@@ -88,9 +91,12 @@ class DiscordAdapter:
         settings = self.services.config.discord
         if not settings.token:
             raise ConfigError("[discord] is enabled but no token: set $DISCORD_TOKEN")
-        client = AtelierClient(self.on_button, guild_ready_timeout=self._guild_ready_timeout)
+        client = AtelierClient(
+            self.on_button, self.on_panel_click, guild_ready_timeout=self._guild_ready_timeout
+        )
         self.client = client
         add_commands(client.tree, self.run_command, self.services)
+        add_personal_commands(client.tree, self.run_command)
         client.tree.on_error = self._on_command_error
         try:
             await self._connect(client, settings.token, settings.guild_ids)
@@ -188,6 +194,19 @@ class DiscordAdapter:
             log.exception("Discord: button %s failed", custom_id)
             await answer_privately(interaction, SORRY)
 
+    async def on_panel_click(self, interaction: discord.Interaction[Any], data: str) -> None:
+        """A press on a /settings panel (ephemeral): the panel is edited in place."""
+        try:
+            ctx = Context(self.services, self._caller(interaction), {})
+            reply = await settings.click(ctx, data)
+            if reply.error:
+                await answer_privately(interaction, reply.text)
+                return
+            await interaction.response.edit_message(content=fit(reply.text), view=panel_view(reply))
+        except Exception:
+            log.exception("Discord: panel press %s failed", data)
+            await answer_privately(interaction, SORRY)
+
     async def _acknowledge(
         self, interaction: discord.Interaction[Any], *, private: bool
     ) -> DiscordOrigin:
@@ -215,6 +234,12 @@ class DiscordAdapter:
         self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
     ) -> None:
         name = interaction.command.qualified_name if interaction.command else "?"
+        if isinstance(error, app_commands.CommandNotFound):
+            # Registered by an older version, say, and still in the user's menu.
+            tree = self.client.tree if self.client is not None else None
+            known = [command.name for command in tree.get_commands()] if tree else []
+            await answer_privately(interaction, unknown.unknown_text(error.name, known))
+            return
         if isinstance(error, app_commands.TransformerError | app_commands.CheckFailure):
             log.info("Discord: /%s refused input: %s", name, error)
             await answer_privately(interaction, f"⚠️ {error}")

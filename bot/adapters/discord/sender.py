@@ -22,12 +22,14 @@ from bot.adapters.discord.images import ResultFile, ResultPicture, result_files
 from bot.adapters.discord.origin import DiscordOrigin
 from bot.adapters.discord.views import result_view
 from bot.commands.base import Button
+from bot.commands.generation import DM_RESULTS
 from bot.delivery.sender import NotSent, ResultLetter, Undeliverable
 from bot.records import Job
 
 log = logging.getLogger("atelier.discord")
 
 _NO_MENTIONS = discord.AllowedMentions.none()
+SENT_TO_DMS = "📬 Sent to your DMs (your /settings)."
 # A request that may have reached Discord: repeating it is safe here (edits, nonces).
 _TRANSIENT = (discord.DiscordServerError, discord.RateLimited, aiohttp.ClientError, TimeoutError)
 
@@ -57,6 +59,12 @@ class DiscordSender:
             for png, image in zip(letter.pictures, letter.job.images, strict=True)
         ]
         files = await asyncio.to_thread(result_files, pictures, limit=origin.upload_limit)
+        # In a guild only: a command sent in DMs is answered there anyway.
+        wants_dm = letter.job.origin.get(DM_RESULTS) and origin.guild_id is not None
+        if wants_dm and await self._send_to_dm(
+            letter.job, origin, letter.caption, files, letter.buttons
+        ):
+            return
         await self._send(letter.job, origin, letter.caption, files, letter.buttons)
 
     async def send_notice(self, job: Job, text: str, buttons: list[list[Button]]) -> None:
@@ -118,6 +126,45 @@ class DiscordSender:
             nonce=f"atelier-{job.id}",
             **extra,
         )
+
+    async def _send_to_dm(
+        self,
+        job: Job,
+        origin: DiscordOrigin,
+        content: str,
+        files: list[ResultFile],
+        buttons: list[list[Button]],
+    ) -> bool:
+        """The result in the owner's DMs (their /settings), the response pointing there.
+        False when the user takes no DMs from the server's members: nothing was sent."""
+        view = result_view(buttons) if buttons else None
+        try:
+            channel = await self._client.create_dm(discord.Object(origin.user_id))
+            await channel.send(
+                content,
+                files=_files(files),
+                allowed_mentions=_NO_MENTIONS,
+                # As in channels: a repeated send (a retry, a restart) is one message.
+                nonce=f"atelier-{job.id}",
+                **({} if view is None else {"view": view}),
+            )
+        except discord.Forbidden as exc:
+            log.info("Discord: job %s: DMs closed (%s); answering in the channel", job.id, exc)
+            return False
+        except discord.RateLimited as exc:
+            raise NotSent("rate limited", retry_after=exc.retry_after) from exc
+        except _TRANSIENT as exc:
+            raise NotSent(str(exc) or type(exc).__name__) from exc
+        except discord.HTTPException as exc:
+            raise Undeliverable(str(exc)) from exc
+        if origin.token_alive and origin.response_id is not None:
+            try:
+                await self._webhook(origin).edit_message(
+                    origin.response_id, content=SENT_TO_DMS, attachments=[], view=None
+                )
+            except discord.HTTPException as exc:  # the result is out; this is cosmetic
+                log.info("Discord: the response of job %s not edited: %s", job.id, exc)
+        return True
 
     @staticmethod
     def _origin(job: Job) -> DiscordOrigin:

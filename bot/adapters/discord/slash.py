@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import discord
 from discord import app_commands
 
-from bot.commands import admin, cancel, imagine, loras, model, queue, vary
+from bot.commands import admin, cancel, imagine, loras, model, queue, settings, vary, whoami
 from bot.commands import avatar as avatar_command
 from bot.commands import help as usage
 from bot.commands.base import Context, ImageInput, Outcome, Reply
@@ -177,6 +177,21 @@ def add_commands(
     @app_commands.describe(user="A user id (or telegram:ID)")
     async def unban_command(interaction: discord.Interaction[Any], user: str) -> None:
         await run(interaction, lambda ctx: admin.unban(ctx, user), private=True)
+
+
+def add_personal_commands(tree: app_commands.CommandTree[Any], run_command: RunCommand) -> None:
+    """/settings and /whoami: about the caller, answered only to them."""
+
+    @tree.command(name="settings", description="Your defaults: aspect, steps, sampler, DMs…")
+    @app_commands.describe(negative="A negative prompt added to every picture you ask for")
+    async def settings_command(
+        interaction: discord.Interaction[Any], negative: str | None = None
+    ) -> None:
+        await run_command(interaction, lambda ctx: settings.run(ctx, "", negative), True)
+
+    @tree.command(name="whoami", description="Your Discord user id, as [admins] wants it")
+    async def whoami_command(interaction: discord.Interaction[Any]) -> None:
+        await run_command(interaction, whoami.run, True)
 
 
 def _avatar_command(run_command: RunCommand, steps: list[AvatarStep]) -> app_commands.Command:

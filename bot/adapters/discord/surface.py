@@ -11,6 +11,7 @@ from typing import Any
 
 import discord
 
+from bot.adapters.discord.panel import panel_view
 from bot.adapters.discord.views import result_view
 from bot.commands.base import Reply, SendFile
 
@@ -34,7 +35,10 @@ class InteractionSurface:
         if reply.error or (reply.private and not self.private):
             await answer_privately(self.interaction, reply.text)
             return
-        view = result_view(reply.buttons) if reply.buttons else discord.utils.MISSING
+        if reply.menus:
+            view = panel_view(reply)
+        else:
+            view = result_view(reply.buttons) if reply.buttons else discord.utils.MISSING
         await self.interaction.edit_original_response(content=fit(reply.text), view=view)
 
     async def send_file(self, file: SendFile) -> None:

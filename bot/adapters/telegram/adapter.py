@@ -25,7 +25,7 @@ from telegram.ext import (
 )
 
 from bot import redaction
-from bot.adapters.telegram import wizard
+from bot.adapters.telegram import panel, wizard
 from bot.adapters.telegram.media import (
     addressed_to,
     command_text,
@@ -38,7 +38,20 @@ from bot.adapters.telegram.media import (
 from bot.adapters.telegram.retry import RetryingLimiter
 from bot.adapters.telegram.sender import UPLOAD_TIMEOUT_S, TelegramSender
 from bot.adapters.telegram.surface import ChatSurface
-from bot.commands import admin, avatar, buttons, cancel, imagine, loras, model, queue, vary
+from bot.commands import (
+    admin,
+    avatar,
+    buttons,
+    cancel,
+    imagine,
+    loras,
+    model,
+    queue,
+    settings,
+    unknown,
+    vary,
+    whoami,
+)
 from bot.commands import help as help_command
 from bot.commands.base import Caller, Context, Outcome, Reply
 from bot.config import ConfigError
@@ -62,6 +75,8 @@ COMMAND_MENU = [
     ("cancel", "Cancel your latest queued picture"),
     ("model", "List models (admins: /model NAME switches)"),
     ("loras", "List LoRAs, used as <lora:NAME:0.8> in a prompt"),
+    ("settings", "Your defaults: aspect, steps, sampler, DMs"),
+    ("whoami", "Your Telegram user id, as [admins] wants it"),
     ("help", "How to use Atelier"),
 ]
 SOMETHING_WENT_WRONG = "⚠️ Something went wrong there. Please try again."
@@ -69,6 +84,8 @@ TOO_BIG_FOR_TELEGRAM = "That file is over 20 MB, more than Telegram lets bots do
 # Seconds between attempts to reach Telegram at start: doubling up to the cap.
 CONNECT_BACKOFF_S = (1.0, 60.0)
 _VARY_CAPTION = filters.CaptionRegex(r"^/vary(@\w+)?(\s|$)")
+# Handler group of the unknown-command answer: after every command handler.
+UNKNOWN_GROUP = 1
 
 
 class TelegramAdapter:
@@ -179,8 +196,28 @@ class TelegramAdapter:
         )
         app.add_handler(CommandHandler("avatar", self._on_avatar, filters=new))
         app.add_handler(CallbackQueryHandler(self._on_wizard_click, pattern=wizard.PATTERN))
+        self._add_personal_handlers()
         app.add_handler(CallbackQueryHandler(self._on_button))
+        # Its own group, so it sees every command, whoever registered which above.
+        app.add_handler(
+            MessageHandler(new & filters.COMMAND, self._on_unknown_command), group=UNKNOWN_GROUP
+        )
         app.add_error_handler(self._on_error)
+
+    def _add_personal_handlers(self) -> None:
+        """/settings (a panel edited in place) and /whoami."""
+        new = filters.UpdateType.MESSAGE
+        self.app.add_handler(
+            CommandHandler("settings", self._text_command(settings.run), filters=new)
+        )
+        self.app.add_handler(
+            CommandHandler(
+                "whoami", self._text_command(lambda ctx, _: whoami.run(ctx)), filters=new
+            )
+        )
+        self.app.add_handler(
+            CallbackQueryHandler(self._on_panel_click, pattern=f"^{settings.PATTERN}$")
+        )
 
     # ---- commands ---------------------------------------------------------------------
 
@@ -259,6 +296,51 @@ class TelegramAdapter:
             return
         await query.answer()
         await self._answer(outcome, update, ctx.origin["reply_to"])
+
+    async def _on_panel_click(self, update: Update, context: CallbackContext) -> None:
+        """A /settings panel press: the panel message is edited in place."""
+        query, ctx = self._query_context(update)
+        reply = await settings.click(ctx, query.data or "")
+        if reply.error:
+            await query.answer(fit(reply.text, 200), show_alert=True)
+            return
+        await query.answer()
+        try:
+            await self.app.bot.edit_message_text(
+                fit(reply.text),
+                chat_id=ctx.origin["chat_id"],
+                message_id=ctx.origin["reply_to"],
+                reply_markup=panel.markup(reply),
+            )
+        except BadRequest as exc:
+            if "not modified" not in exc.message:  # pressed what was already chosen
+                raise
+
+    async def _on_unknown_command(self, update: Update, context: CallbackContext) -> None:
+        """`/imagin` and the like: one line pointing to /help. In a group only when the
+        command names this bot (`/imagin@ThisBot`): other bots' commands are theirs."""
+        message = update.effective_message
+        if message is None or not message.text:
+            return
+        command = message.text.split(maxsplit=1)[0][1:]
+        name, _, target = command.partition("@")
+        known = self._command_names()
+        if name.lower() in known:
+            return  # one of ours, answered by its handler
+        username = self.app.bot.username or ""
+        private = message.chat.type == message.chat.PRIVATE
+        if target.lower() != username.lower() and (target or not private):
+            return
+        message, ctx = self._message_context(update)
+        await self._answer(await unknown.run(ctx, name, known), update, message.message_id)
+
+    def _command_names(self) -> set[str]:
+        return {
+            name
+            for handler in self.app.handlers.get(0, [])
+            if isinstance(handler, CommandHandler)
+            for name in handler.commands
+        }
 
     # ---- outcomes ---------------------------------------------------------------------
 

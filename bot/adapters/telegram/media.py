@@ -4,6 +4,9 @@ and the text that follows a command.
 
 from __future__ import annotations
 
+import io
+
+from PIL import Image
 from telegram import (
     Bot,
     InlineKeyboardButton,
@@ -17,6 +20,11 @@ from bot.commands.base import Button, ImageInput
 
 # Bots may download files up to 20 MB from Telegram's cloud Bot API.
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024
+# Telegram refuses photos over 10 MB, or whose width and height add up to over 10000.
+PHOTO_MAX_BYTES = 10 * 1024 * 1024
+PHOTO_MAX_SIDES = 10_000
+# The largest side Telegram shows a photo at: a smaller copy loses nothing in the chat.
+PHOTO_SHOWN_SIDE = 2560
 
 
 def command_text(message: Message) -> str:
@@ -89,3 +97,21 @@ def replying_to(message_id: int | None) -> ReplyParameters | None:
     if message_id is None:
         return None
     return ReplyParameters(message_id, allow_sending_without_reply=True)
+
+
+def fit_photo(data: bytes) -> bytes:
+    """`data` as it is when Telegram takes it as a photo, else a JPEG at the size
+    Telegram shows (a big /plot grid, say); the PNG stays behind the 📄 PNG button.
+
+    Blocking (image decoding): call it in a thread.
+    """
+    with Image.open(io.BytesIO(data)) as image:
+        width, height = image.size
+        if len(data) <= PHOTO_MAX_BYTES and width + height <= PHOTO_MAX_SIDES:
+            return data
+        scale = min(1.0, PHOTO_SHOWN_SIDE / max(width, height))
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        smaller = image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    smaller.save(out, format="JPEG", quality=90)
+    return out.getvalue()

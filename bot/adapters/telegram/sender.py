@@ -17,11 +17,12 @@ from typing import Any
 
 from telegram import Bot, InputMediaPhoto
 from telegram.constants import ChatAction
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, Forbidden, TelegramError
 
-from bot.adapters.telegram.media import fit, keyboard, replying_to
+from bot.adapters.telegram.media import fit, fit_photo, keyboard, replying_to
 from bot.adapters.telegram.retry import FINAL, delivery_error
 from bot.commands.base import Button
+from bot.commands.generation import DM_RESULTS
 from bot.delivery.sender import ResultLetter
 from bot.records import Job, JobStatus
 
@@ -31,6 +32,7 @@ SaveOrigin = Callable[[str, dict[str, Any]], Awaitable[None]]
 # Uploads of a few MB on a slow link: wait long enough that a time-out means trouble,
 # since a timed-out send is never repeated.
 UPLOAD_TIMEOUT_S = 120.0
+SENT_TO_PRIVATE_CHAT = "📬 Sent to your private chat with me (your /settings)."
 
 
 class TelegramSender:
@@ -79,27 +81,25 @@ class TelegramSender:
         job = letter.job
         self._stop_uploading(job.id)
         origin = self._origin(job)
-        chat_id = origin["chat_id"]
-        markup = keyboard(letter.buttons)
+        chat_id = self._result_chat(job, origin)
         try:
-            if len(letter.pictures) == 1:
-                message = await self._bot.send_photo(
-                    chat_id,
-                    letter.pictures[0],
-                    caption=letter.caption,  # kept under Telegram's 1,024 by render
-                    reply_markup=markup,
-                    has_spoiler=job.images[0].flagged,
-                    reply_parameters=replying_to(origin.get("reply_to")),
-                    read_timeout=self._upload_timeout,
-                    write_timeout=self._upload_timeout,
-                    rate_limit_args=FINAL,
-                )
-                result_ids = [message.message_id]
-            else:
-                result_ids = await self._send_album(job, origin, letter, markup)
+            try:
+                result_ids = await self._send_pictures(letter, origin, chat_id)
+            except (Forbidden, BadRequest) as exc:
+                if chat_id == origin["chat_id"] or origin.get("album_ids") is not None:
+                    raise
+                # The user never started a private chat with the bot (or blocked it):
+                # nothing went there, so the result goes where they asked for it.
+                log.info("job %s: private chat refused (%s); sending in the chat", job.id, exc)
+                chat_id = origin["chat_id"]
+                await self._remember(job.id, result_chat_id=chat_id)
+                result_ids = await self._send_pictures(letter, origin, chat_id)
         except TelegramError as exc:
             raise delivery_error(exc) from exc
-        await self._drop_status(job.id, origin)
+        if chat_id == origin["chat_id"]:
+            await self._drop_status(job.id, origin)
+        else:
+            await self._point_to_private_chat(job.id, origin)
         await self._remember(job.id, result_message_ids=result_ids, status_message_id=None)
 
     async def send_notice(self, job: Job, text: str, buttons: list[list[Button]]) -> None:
@@ -138,30 +138,75 @@ class TelegramSender:
 
     # ---- steps --------------------------------------------------------------------------
 
+    def _result_chat(self, job: Job, origin: dict[str, Any]) -> int:
+        """The chat asked in, or the owner's private chat when their /settings say so."""
+        if "result_chat_id" in origin:  # chosen by an earlier try: stay with it
+            return int(origin["result_chat_id"])
+        if origin.get(DM_RESULTS):
+            return int(job.user_id)  # a user's private chat has their user id
+        return int(origin["chat_id"])
+
+    async def _send_pictures(
+        self, letter: ResultLetter, origin: dict[str, Any], chat_id: int
+    ) -> list[int]:
+        job = letter.job
+        markup = keyboard(letter.buttons)
+        # A reply to the command only where the command is.
+        reply_to = origin.get("reply_to") if chat_id == origin["chat_id"] else None
+        if len(letter.pictures) > 1:
+            return await self._send_album(job, letter, markup, chat_id, reply_to)
+        message = await self._bot.send_photo(
+            chat_id,
+            await asyncio.to_thread(fit_photo, letter.pictures[0]),
+            caption=letter.caption,  # kept under Telegram's 1,024 by render
+            reply_markup=markup,
+            has_spoiler=job.images[0].flagged,
+            reply_parameters=replying_to(reply_to),
+            read_timeout=self._upload_timeout,
+            write_timeout=self._upload_timeout,
+            rate_limit_args=FINAL,
+        )
+        return [message.message_id]
+
     async def _send_album(
-        self, job: Job, origin: dict[str, Any], letter: ResultLetter, markup: Any
+        self, job: Job, letter: ResultLetter, markup: Any, chat_id: int, reply_to: int | None
     ) -> list[int]:
         """An album cannot carry buttons: the album, then a message with caption and
         buttons. The album is recorded first, so a retry sends only what is missing."""
-        album_ids: list[int] | None = origin.get("album_ids")
+        album_ids: list[int] | None = self._origin(job).get("album_ids")
         if album_ids is None:
             album = await self._bot.send_media_group(
-                origin["chat_id"],
+                chat_id,
                 [
-                    InputMediaPhoto(picture, has_spoiler=image.flagged)
+                    InputMediaPhoto(
+                        await asyncio.to_thread(fit_photo, picture), has_spoiler=image.flagged
+                    )
                     for picture, image in zip(letter.pictures, job.images, strict=True)
                 ],
-                reply_parameters=replying_to(origin.get("reply_to")),
+                reply_parameters=replying_to(reply_to),
                 read_timeout=self._upload_timeout,
                 write_timeout=self._upload_timeout,
                 rate_limit_args=FINAL,
             )
             album_ids = [message.message_id for message in album]
-            await self._remember(job.id, album_ids=album_ids)
+            # Where it went, too: a retry sends the buttons to the same chat.
+            await self._remember(job.id, album_ids=album_ids, result_chat_id=chat_id)
         buttons = await self._bot.send_message(
-            origin["chat_id"], letter.caption, reply_markup=markup, rate_limit_args=FINAL
+            chat_id, letter.caption, reply_markup=markup, rate_limit_args=FINAL
         )
         return [*album_ids, buttons.message_id]
+
+    async def _point_to_private_chat(self, job_id: str, origin: dict[str, Any]) -> None:
+        """The status message in the chat asked in says where the result went."""
+        message_id = origin.get("status_message_id")
+        if message_id is None:
+            return
+        try:
+            await self._bot.edit_message_text(
+                SENT_TO_PRIVATE_CHAT, chat_id=origin["chat_id"], message_id=message_id
+            )
+        except TelegramError as exc:  # the result is out; the pointer is cosmetic
+            log.info("status message of job %s not edited: %s", job_id, exc)
 
     async def _drop_status(self, job_id: str, origin: dict[str, Any]) -> None:
         message_id = origin.get("status_message_id")

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from telegram import Bot
 from telegram.error import BadRequest, Forbidden
 
-from bot.adapters.telegram.media import fit, keyboard, replying_to
+from bot.adapters.telegram import panel
+from bot.adapters.telegram.media import fit, replying_to
 from bot.commands.base import Reply, SendFile
 from bot.store import Store
 
@@ -33,7 +34,7 @@ class ChatSurface:
     private_chat: bool  # a one-to-one chat with the user
 
     async def reply(self, reply: Reply) -> None:
-        markup = keyboard(reply.buttons)
+        markup = panel.markup(reply)
         if reply.private and not self.private_chat:
             # Other people's prompts, say: not for the whole group to read.
             try:

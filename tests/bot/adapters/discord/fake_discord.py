@@ -73,6 +73,8 @@ class FakeDiscord(RestRoutes, Gateway):
         # (method, path pattern, seconds): matching requests are answered that late.
         self.slow: list[tuple[str, re.Pattern[str], float]] = []
         self.identify: dict[str, Any] | None = None
+        self.dm_channels: dict[int, int] = {}  # user id -> their DM channel with the bot
+        self.closed_dms: set[int] = set()  # users who take no DMs from server members
         self._changed = asyncio.Condition()
         self._sockets: list[web.WebSocketResponse] = []
         self._sequence = 0
@@ -190,6 +192,19 @@ class FakeDiscord(RestRoutes, Gateway):
         return await self._interact(
             3, data, user, channel, message=message.payload(self.base_url), created_at=created_at
         )
+
+    async def select(
+        self, message: FakeMessage, custom_id: str, values: list[str], user: FakeUser
+    ) -> FakeInteraction:
+        """A user picks `values` in the select menu `custom_id` on `message`."""
+        assert custom_id in message.custom_ids, (custom_id, message.custom_ids)
+        data = {"custom_id": custom_id, "component_type": 3, "values": values}
+        return await self._interact(3, data, user, None, message=message.payload(self.base_url))
+
+    async def slash_unregistered(self, name: str, user: FakeUser) -> FakeInteraction:
+        """A command the bot did not register (still in a user's menu from before)."""
+        data = {"id": str(snowflake()), "name": name, "type": 1, "options": []}
+        return await self._interact(2, data, user, None)
 
     def _command_options(
         self, name: str, options: dict[str, Any]

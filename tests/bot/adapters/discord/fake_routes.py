@@ -31,6 +31,7 @@ class RestRoutes:
         router.add_get(webhook + "/messages/{message}", self._get_webhook_message)
         router.add_patch(webhook + "/messages/{message}", self._edit_webhook_message)
         router.add_delete(webhook + "/messages/{message}", self._delete_webhook_message)
+        router.add_post(API + "/users/@me/channels", self._open_dm)
         router.add_get(API + "/channels/{channel}", self._get_channel)
         router.add_post(API + "/channels/{channel}/messages", self._channel_message)
         router.add_delete(API + "/channels/{channel}/messages/{message}", self._delete_message)
@@ -91,10 +92,26 @@ class RestRoutes:
                 return json_response(channel.payload(self.guild_id))
         raise web.HTTPNotFound()
 
+    async def _open_dm(self: FakeDiscord, request: web.Request) -> web.Response:
+        self._check_auth(request)
+        user = self.users[int((await request.json())["recipient_id"])]
+        channel_id = self.dm_channels.setdefault(user.id, snowflake())
+        return json_response(
+            {
+                "id": str(channel_id),
+                "type": 1,
+                "last_message_id": None,
+                "recipients": [user.payload()],
+            }
+        )
+
     async def _channel_message(self: FakeDiscord, request: web.Request) -> web.Response:
         self._check_auth(request)
         payload, uploads = await _read_body(self, request)
         channel_id = int(request.match_info["channel"])
+        dm_of = next((user for user, dm in self.dm_channels.items() if dm == channel_id), None)
+        if dm_of in self.closed_dms:
+            raise json_error(403, 50007, "Cannot send messages to this user")
         nonce = payload.get("nonce")
         if nonce is not None and payload.get("enforce_nonce"):
             # Discord answers a repeated nonce (within minutes) with the first message.
@@ -130,6 +147,7 @@ class RestRoutes:
             if kind == 5:
                 message.flags = LOADING | (data.get("flags", 0) & EPHEMERAL)
             else:
+                message.flags = data.get("flags", 0) & EPHEMERAL
                 _apply(message, data, uploads)
         elif kind == 7:
             message = self.messages[int(interaction.payload["message"]["id"])]
@@ -258,7 +276,12 @@ def _unknown_message() -> web.HTTPException:
     return json_error(404, 10008, "Unknown Message")
 
 
-_ERRORS = {400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 404: web.HTTPNotFound}
+_ERRORS = {
+    400: web.HTTPBadRequest,
+    401: web.HTTPUnauthorized,
+    403: web.HTTPForbidden,
+    404: web.HTTPNotFound,
+}
 # discord.py parses a body as JSON only when the content type is exactly this.
 _JSON = {"Content-Type": "application/json"}
 

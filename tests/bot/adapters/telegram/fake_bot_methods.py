@@ -223,8 +223,12 @@ class BotApiMethods:
         }
 
     def _chat(self, params: dict) -> dict[str, Any]:
-        chat = self._chats.get(params.get("chat_id"))  # type: ignore[arg-type]
+        chat_id = params.get("chat_id")
+        chat = self._chats.get(chat_id)  # type: ignore[arg-type]
         if chat is None:
+            if isinstance(chat_id, int) and chat_id > 0:
+                # A user's private chat, which they never started: bots may not begin one.
+                raise ApiRefusal(403, "Forbidden: bot can't initiate conversation with a user")
             raise ApiRefusal(400, "Bad Request: chat not found")
         return chat
 
