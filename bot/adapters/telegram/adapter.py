@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from telegram import BotCommand, CallbackQuery, Message, Update
 from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
@@ -35,6 +35,7 @@ from bot.adapters.telegram.media import (
     picture_of,
     replying_to,
 )
+from bot.adapters.telegram.polling import ConfirmingPoller
 from bot.adapters.telegram.retry import RetryingLimiter
 from bot.adapters.telegram.sender import UPLOAD_TIMEOUT_S, TelegramSender
 from bot.adapters.telegram.surface import ChatSurface
@@ -109,9 +110,11 @@ class TelegramAdapter:
             .base_url(telegram.base_url)
             .base_file_url(telegram.base_file_url)
             .rate_limiter(RetryingLimiter())
-            .concurrent_updates(16)
+            # Polled by `ConfirmingPoller`: an update is confirmed once handled.
+            .updater(None)
             .build()
         )
+        self.poller = ConfirmingPoller(self.app.bot, self.app.process_update, timeout=poll_timeout)
         self.status_interval = status_interval
         self.connect_backoff = connect_backoff
         self.sender = TelegramSender(
@@ -131,10 +134,7 @@ class TelegramAdapter:
         try:
             await self._connect()
             await self.app.start()
-            assert self.app.updater is not None
-            await self.app.updater.start_polling(
-                timeout=self.poll_timeout, error_callback=self._on_polling_error
-            )
+            self.poller.start()
         except BaseException:
             await self.stop()
             raise
@@ -159,10 +159,9 @@ class TelegramAdapter:
             delay = min(cap, delay * 2)
 
     async def stop_listening(self) -> None:
-        """No new commands from now on; those not fetched wait on Telegram's side for
-        the next start. Deliveries still go out."""
-        if self.app.updater is not None and self.app.updater.running:
-            await self.app.updater.stop()
+        """No new commands from now on; those not handled yet wait on Telegram's side
+        for the next start. Deliveries still go out."""
+        await self.poller.stop()
 
     async def stop(self) -> None:
         await self.stop_listening()
@@ -398,10 +397,6 @@ class TelegramAdapter:
                 await self.app.bot.send_message(update.effective_chat.id, SOMETHING_WENT_WRONG)
         except TelegramError as exc:
             log.warning("could not report the error to the chat: %s", exc)
-
-    @staticmethod
-    def _on_polling_error(error: Any) -> None:
-        log.warning("Telegram polling failed: %s", error)
 
 
 def _status_of(exc: InvalidToken) -> str:

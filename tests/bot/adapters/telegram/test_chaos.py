@@ -194,6 +194,13 @@ async def test_fifty_users_six_jobs_random_cancels_and_an_engine_kill(bot: Runni
         m: 1 for m in delivered if m not in cancelled
     }
     assert all(delivered[m] == 0 for m in cancelled)
+    # The figures for the record (pytest -s shows them).
+    print(
+        f"\nchaos: {len(asked)} jobs, {len(cancelled)} cancelled, "
+        f"{sum(n == 1 for n in delivered.values())} delivered once, "
+        f"{sum(n > 1 for n in delivered.values())} twice or more, "
+        f"{sum(n == 0 for m, n in delivered.items() if m not in cancelled)} lost"
+    )
     # Still serving.
     last = await fake.send_text(people[0], chats[people[0]["id"]], "/imagine a last fox")
     await until(lambda: answers(fake, last), "a picture after all that")

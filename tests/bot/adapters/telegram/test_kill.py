@@ -1,5 +1,5 @@
 """`kill -9` of the whole bot, with jobs at every stage, then a restart: every job is
-delivered exactly once.
+delivered exactly once, and a command that was being handled is not lost.
 
 The bot runs as `python -m bot run` in its own process against the fake Bot API in
 this one. At the kill, five users' jobs stand at five stages:
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .fake_bot_api import ApiCall, FakeBotApi, Fault
-from .harness import telegram_config
+from .harness import png_bytes, telegram_config
 
 
 class BotProcess:
@@ -145,3 +145,38 @@ async def test_kill_9_at_every_stage_then_every_job_is_delivered_exactly_once(
         await fake.close()
         print(bot.output[-6000:])  # shown when the test fails
     assert fake.token not in bot.output
+
+
+async def test_a_command_being_handled_at_a_kill_is_handled_after_the_restart(
+    tmp_path: Path, tiny_model_dir: Path, write_config: Callable[..., Path]
+) -> None:
+    """Fetched from Telegram but not yet acted on: the `/vary` photo was still
+    downloading. Telegram must not have been told the update was handled."""
+    fake = FakeBotApi()
+    await fake.start()
+    config_path = write_config(tmp_path, telegram_config(fake, tiny_model_dir))
+    bot = BotProcess(config_path, tmp_path / "bot.log")
+    user = {"id": 790, "is_bot": False, "first_name": "Fia"}
+    chat = fake.private_chat(user)
+    try:
+        bot.start()
+        await until(lambda: fake.calls_of("setMyCommands"), "start")
+        stuck = fake.add_fault(Fault("getFile", answer_after=3600))
+        asked = await fake.send_photo(
+            user, chat, png_bytes(64, 64), caption="/vary a green fox --steps 2 --seed 3"
+        )
+        await until(lambda: stuck.hits, "the download under way")
+        await asyncio.sleep(1.0)  # the poller asks Telegram again meanwhile
+        bot.kill()
+
+        fake.faults.clear()
+        bot.start()
+        await until(lambda: photos(fake, asked), "the varied picture", 180)
+        await asyncio.sleep(1.0)  # room for a duplicate to show up, if there were one
+        assert len(photos(fake, asked)) == 1
+        assert bot.stop() == 0
+    finally:
+        if bot.process is not None and bot.process.poll() is None:
+            bot.kill()
+        await fake.close()
+        print(bot.output[-6000:])  # shown when the test fails
