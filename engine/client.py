@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import cast
 
-from engine.download import DownloadProgress
+from engine.download import DownloadCallback, DownloadProgress, Downloads
 from engine.process import EngineProcess, start_engine_process
 from engine.types import (
     EngineCrashed,
@@ -47,8 +47,6 @@ from engine.worker import (
 log = logging.getLogger("atelier.engine.client")
 
 ProgressCallback = Callable[[int, int], None]
-# Called with the download's progress while a model downloads, None once it is over.
-DownloadCallback = Callable[[DownloadProgress | None], None]
 
 CRASH_MESSAGE = "the engine stopped unexpectedly; your job will be retried"
 SHUTDOWN_MESSAGE = "the engine was shut down during the job"
@@ -108,8 +106,7 @@ class EngineClient:
         self._running_job: str | None = None
         self._restart_task: asyncio.Task[None] | None = None
         self._closing = False
-        self._download: tuple[int, DownloadProgress] | None = None  # (request id, progress)
-        self._download_callbacks: list[DownloadCallback] = []
+        self._downloads = Downloads()
 
     @property
     def current_model(self) -> str | None:
@@ -119,11 +116,11 @@ class EngineClient:
     @property
     def downloading(self) -> DownloadProgress | None:
         """The download of the model being loaded, while there is one."""
-        return self._download[1] if self._download else None
+        return self._downloads.current
 
     def on_download(self, callback: DownloadCallback) -> None:
         """Call `callback` on the loop with each download report, and None at its end."""
-        self._download_callbacks.append(callback)
+        self._downloads.callbacks.append(callback)
 
     async def start(self) -> None:
         """Spawn the engine process and wait until it is ready (torch import: seconds)."""
@@ -334,17 +331,7 @@ class EngineClient:
         if deadline is not None and pending.timeout is not None and not deadline.expired():
             # A download is not a hung engine: the job's time runs from its last report.
             deadline.reschedule(asyncio.get_running_loop().time() + pending.timeout)
-        # The last report says every byte is there: loading goes on, but not the download.
-        done = reply.progress.done >= reply.progress.total
-        self._set_download(None if done else (reply.request_id, reply.progress))
-
-    def _set_download(self, download: tuple[int, DownloadProgress] | None) -> None:
-        self._download = download
-        for callback in self._download_callbacks:
-            try:
-                callback(download[1] if download else None)
-            except Exception:
-                log.exception("download callback failed")
+        self._downloads.report(reply.request_id, reply.progress)
 
     def _on_exit(self, generation: int) -> None:
         engine = self._engine
@@ -393,8 +380,7 @@ class EngineClient:
                 return await future
         finally:
             self._pending.pop(request.request_id, None)
-            if self._download is not None and self._download[0] == request.request_id:
-                self._set_download(None)
+            self._downloads.request_over(request.request_id)
 
     def _send_cancel(self, job_id: str) -> None:
         engine = self._engine

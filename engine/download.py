@@ -69,6 +69,8 @@ class DownloadProgress:
 
 
 Report = Callable[[DownloadProgress], None]
+# The bot side: called with each report while a model downloads, None once it is over.
+DownloadCallback = Callable[[DownloadProgress | None], None]
 
 _report: contextvars.ContextVar[Report | None] = contextvars.ContextVar(
     "atelier_download_report", default=None
@@ -84,6 +86,36 @@ def reporting(report: Report) -> Iterator[None]:
         yield
     finally:
         _report.reset(token)
+
+
+class Downloads:
+    """The bot side (engine/client.py): the download the engine reports, and its
+    listeners. Imports nothing heavy: the bot process uses it."""
+
+    def __init__(self) -> None:
+        self.callbacks: list[DownloadCallback] = []
+        self._request: int | None = None
+        self.current: DownloadProgress | None = None
+
+    def report(self, request_id: int, progress: DownloadProgress) -> None:
+        # The last report says every byte is there: the load goes on, the download not.
+        if progress.done >= progress.total:
+            self.request_over(request_id)
+        else:
+            self._set(request_id, progress)
+
+    def request_over(self, request_id: int) -> None:
+        """The request ended (or its download did): whatever it downloaded is over."""
+        if self._request == request_id:
+            self._set(None, None)
+
+    def _set(self, request_id: int | None, progress: DownloadProgress | None) -> None:
+        self._request, self.current = request_id, progress
+        for callback in self.callbacks:
+            try:
+                callback(progress)
+            except Exception:
+                log.exception("a download listener failed")
 
 
 def format_size(size: float) -> str:
