@@ -34,6 +34,7 @@ class FakeHub:
         self.repos = repos
         self.bytes_per_second = bytes_per_second
         self.downloads: list[str] = []  # "repo/path" of every file body sent
+        self.gone = False  # closed: kept-alive connections are dropped too
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -48,7 +49,14 @@ class FakeHub:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._server.shutdown()
+        self.close()
+
+    def close(self) -> None:
+        """Stop serving: from now on the hub is out of reach. Idempotent."""
+        self.gone = True
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join()
         self._server.server_close()
 
     def files(self, repo: str) -> dict[str, Path]:
@@ -76,6 +84,9 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             self._answer(body=True)
 
         def _answer(self, *, body: bool) -> None:
+            if hub.gone:  # hang up, as an unreachable host would
+                self.close_connection = True
+                return
             path = unquote(urlsplit(self.path).path)
             if match := _INFO.match(path):
                 self._info(match["repo"], body)

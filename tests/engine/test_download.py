@@ -6,6 +6,7 @@ online only in that process), slowly enough that its progress can be watched.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -140,45 +141,52 @@ async def test_a_job_waiting_for_a_download_gets_progress_and_no_timeout(
     size = sum((hub_repo / path).stat().st_size for path in counted)
     # The job's timeout is shorter than the download (a download is not a hung engine)
     # but leaves the load and the painting after it time on a busy 2-core runner.
-    download_seconds = 12.0
-    job_timeout = 9.0
-    with FakeHub({"atelier/tiny": hub_repo}, bytes_per_second=size / download_seconds) as hub:
+    download_seconds = 15.0
+    job_timeout = 11.0
+    settings = EngineSettings(device="cpu", models={"hubtiny": "atelier/tiny"})
+    client = EngineClient(settings, max_batch=1, log_level=logging.INFO)
+    reports: list[DownloadProgress | None] = []
+    client.on_download(reports.append)
+    async with contextlib.AsyncExitStack() as stack:
+        hub = stack.enter_context(
+            FakeHub({"atelier/tiny": hub_repo}, bytes_per_second=size / download_seconds)
+        )
         use_hub(monkeypatch, hub, tmp_path / "hub-cache")
-        settings = EngineSettings(device="cpu", models={"hubtiny": "atelier/tiny"})
-        client = EngineClient(settings, max_batch=1, log_level=logging.INFO)
-        reports: list[DownloadProgress | None] = []
-        client.on_download(reports.append)
         await client.start()
-        try:
-            # Warm: the first load in a process imports half of transformers.
-            await client.load_model(str(tiny_model_dir))
-            spec = ImageSpec(prompt="a red fox", seed=1, steps=2, width=64, height=64)
-            (image,) = await client.generate("job-1", "hubtiny", [spec], timeout=job_timeout)
-            assert image.png.startswith(b"\x89PNG")
-            assert client.current_model == "hubtiny"
+        stack.push_async_callback(client.close)
+        # Warm: the first load in a process imports half of transformers.
+        await client.load_model(str(tiny_model_dir))
+        spec = ImageSpec(prompt="a red fox", seed=1, steps=2, width=64, height=64)
+        (image,) = await client.generate("job-1", "hubtiny", [spec], timeout=job_timeout)
+        assert image.png.startswith(b"\x89PNG")
+        assert client.current_model == "hubtiny"
 
-            progress = [report for report in reports if report is not None]
-            assert reports[-1] is None and client.downloading is None  # over
-            assert {report.total for report in progress} == {size}
-            done = [report.done for report in progress]
-            # The bytes as they arrived (file by file here: the hub client hands them
-            # over in 10 MB chunks), and never backwards.
-            assert done == sorted(done) and len(set(done)) >= 3, done
-            assert done[0] < size // 2
-            assert any(0 < report.percent < 100 for report in progress)
-            assert any(report.eta_seconds for report in progress)
-            fetched = {path.removeprefix("atelier/tiny/") for path in hub.downloads}
-            assert fetched == set(needed), "fetched what the pipeline needs, once"
-            assert len(hub.downloads) == len(needed)
-            assert not fetched & set(EXTRA_FILES)
+        progress = [report for report in reports if report is not None]
+        assert reports[-1] is None and client.downloading is None  # over
+        assert {report.total for report in progress} == {size}
+        done = [report.done for report in progress]
+        # The bytes as they arrived (file by file here: the hub client hands them over
+        # in 10 MB chunks), and never backwards.
+        assert done == sorted(done) and len(set(done)) >= 3, done
+        assert done[0] < size // 2
+        assert any(0 < report.percent < 100 for report in progress)
+        assert any(report.eta_seconds for report in progress)
+        fetched = {path.removeprefix("atelier/tiny/") for path in hub.downloads}
+        assert fetched == set(needed), "fetched what the pipeline needs, once"
+        assert len(hub.downloads) == len(needed)
+        assert not fetched & set(EXTRA_FILES)
 
-            # Cached now: loading it again downloads nothing and reports nothing.
-            await client.load_model(str(tiny_model_dir))
-            reports.clear()
-            assert await client.load_model("hubtiny") == "hubtiny"
-            assert reports == [] and len(hub.downloads) == len(needed)
-        finally:
-            await client.close()
+        # Cached now: loading it again downloads nothing and reports nothing.
+        await client.load_model(str(tiny_model_dir))
+        reports.clear()
+        assert await client.load_model("hubtiny") == "hubtiny"
+        assert reports == [] and len(hub.downloads) == len(needed)
+
+        # And with the hub out of reach (no network), the cached model still loads.
+        hub.close()
+        await client.load_model(str(tiny_model_dir))
+        assert await client.load_model("hubtiny") == "hubtiny"
+        assert reports == []
 
     log = capfd.readouterr().err
     total = f"{size / 1e6:.1f} MB"
@@ -186,3 +194,4 @@ async def test_a_job_waiting_for_a_download_gets_progress_and_no_timeout(
     assert f"% of {total} (" in log and " left)" in log  # periodic lines with speed and ETA
     assert f"downloaded hubtiny ({total}) in " in log
     assert "model hubtiny ready: SD 1.x/2.x on cpu, float32, loaded in " in log
+    assert "cannot ask the hub about atelier/tiny" in log  # then loaded from the cache
