@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import cast
 
+from engine.download import DownloadCallback, DownloadProgress, Downloads
 from engine.process import EngineProcess, start_engine_process
 from engine.types import (
     EngineCrashed,
@@ -33,6 +34,7 @@ from engine.worker import (
     STARTUP_REQUEST,
     Cancel,
     Done,
+    Downloading,
     Failed,
     Generate,
     Health,
@@ -62,6 +64,8 @@ _ERRORS: dict[str, type[EngineError]] = {
 class _Pending:
     future: asyncio.Future[Done | Failed]
     on_progress: ProgressCallback | None = None
+    timeout: float | None = None
+    deadline: asyncio.Timeout | None = None
 
 
 @dataclass
@@ -102,11 +106,21 @@ class EngineClient:
         self._running_job: str | None = None
         self._restart_task: asyncio.Task[None] | None = None
         self._closing = False
+        self._downloads = Downloads()
 
     @property
     def current_model(self) -> str | None:
         """Display name of the loaded model; after a crash, the one loaded again next."""
         return self._current_model
+
+    @property
+    def downloading(self) -> DownloadProgress | None:
+        """The download of the model being loaded, while there is one."""
+        return self._downloads.current
+
+    def on_download(self, callback: DownloadCallback) -> None:
+        """Call `callback` on the loop with each download report, and None at its end."""
+        self._downloads.callbacks.append(callback)
 
     async def start(self) -> None:
         """Spawn the engine process and wait until it is ready (torch import: seconds)."""
@@ -302,9 +316,22 @@ class EngineClient:
                 except Exception:
                     log.exception("progress callback failed")
             return
+        if isinstance(reply, Downloading):
+            self._on_download(reply)
+            return
         pending = self._pending.pop(reply.request_id, None)
         if pending is not None and not pending.future.done():
             pending.future.set_result(reply)
+
+    def _on_download(self, reply: Downloading) -> None:
+        pending = self._pending.get(reply.request_id)
+        if pending is None:
+            return
+        deadline = pending.deadline
+        if deadline is not None and pending.timeout is not None and not deadline.expired():
+            # A download is not a hung engine: the job's time runs from its last report.
+            deadline.reschedule(asyncio.get_running_loop().time() + pending.timeout)
+        self._downloads.report(reply.request_id, reply.progress)
 
     def _on_exit(self, generation: int) -> None:
         engine = self._engine
@@ -341,17 +368,19 @@ class EngineClient:
         if engine is None:
             raise EngineCrashed(CRASH_MESSAGE)
         future: asyncio.Future[Done | Failed] = asyncio.get_running_loop().create_future()
-        self._pending[request.request_id] = _Pending(future, on_progress)
+        pending = _Pending(future, on_progress, timeout)
+        self._pending[request.request_id] = pending
         try:
             try:
                 # Off the loop: a request carrying pictures can fill the pipe's buffer.
                 await asyncio.to_thread(_send, engine, request)
             except OSError:
                 raise EngineCrashed(CRASH_MESSAGE) from None
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout) as pending.deadline:
                 return await future
         finally:
             self._pending.pop(request.request_id, None)
+            self._downloads.request_over(request.request_id)
 
     def _send_cancel(self, job_id: str) -> None:
         engine = self._engine

@@ -97,6 +97,8 @@ def load_pipelines(
 ) -> tuple[FamilyTraits, ModelInfo, dict[Mode, Any]]:
     """The model's family, what inspecting it said, and its text2img, img2img and
     inpaint pipelines on `device`, all three over one set of weights."""
+    if source.kind == "hub":
+        _download(source)
     try:
         info = inspect_model(source.location, options.family)
     except InspectError as exc:
@@ -122,6 +124,17 @@ def load_pipelines(
         log.warning("loading %s failed", source.location, exc_info=True)
         raise ModelLoadError(_explain_failure(source, exc)) from None
     return traits, info, pipelines
+
+
+def _download(source: ModelSource) -> None:
+    """A hub model not yet in the cache is fetched first, with progress (engine/download.py)."""
+    from engine.download import fetch
+
+    try:
+        fetch(source.location, source.display_name)
+    except Exception as exc:
+        log.warning("downloading %s failed", source.location, exc_info=True)
+        raise ModelLoadError(_explain_failure(source, exc)) from None
 
 
 def _load_text2img(

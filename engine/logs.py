@@ -44,11 +44,13 @@ HARMLESS = (
         "transformers.utils.import_utils",
         r"requires torchvision \(not installed\); falling back to",
     ),
+    # diffusers still passes this to the hub client on every load of a hub id.
+    Harmless("py.warnings", r"`local_dir_use_symlinks` argument is deprecated"),
 )
 
 # Loggers that say too much below WARNING; httpx logs every request URL at INFO, and a
-# Telegram URL holds the bot token.
-CHATTY = ("httpx", "httpcore")
+# Telegram URL holds the bot token. huggingface_hub 2.x talks through httpx2.
+CHATTY = ("httpx", "httpcore", "httpx2", "httpcore2")
 
 
 def parse_level(name: str) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import logging
 import math
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -131,6 +132,7 @@ class Engine:
         source = resolve_source(name_or_path, self._settings.models)
         if self._model is not None and self._model.source == source:
             return source.display_name
+        started = time.monotonic()
         if self._settings.nsfw_classifier and self._nsfw is None:
             # Loaded once, before the model: if it fails, the current model stays.
             self._nsfw = NsfwChecker(self._settings.nsfw_classifier, self._device, self._dtype)
@@ -152,7 +154,16 @@ class Engine:
             if previous is not None:
                 self._restore(previous)
             raise
-        log.info("loaded model %s on %s (%s)", source.display_name, self._device, self._dtype)
+        # The one line an admin waits for after a start or a switch.
+        log.info(
+            "model %s ready: %s on %s, %s, loaded in %.1f s%s",
+            source.display_name,
+            self._model.traits.label,
+            self._device,
+            str(self._dtype).removeprefix("torch."),
+            time.monotonic() - started,
+            " (from RAM)" if parked is not None else "",
+        )
         return source.display_name
 
     def _build_model(self, source: ModelSource) -> LoadedModel:

@@ -26,6 +26,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING
 
 from engine import types as engine_types
+from engine.download import DownloadProgress, reporting
 from engine.logs import configure_logging
 from engine.types import (
     EngineError,
@@ -96,6 +97,14 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class Downloading:
+    """The model this request loads is being downloaded (engine/download.py)."""
+
+    request_id: int
+    progress: DownloadProgress
+
+
+@dataclass(frozen=True)
 class Done:
     request_id: int
     value: object = field(repr=False)
@@ -110,7 +119,7 @@ class Failed:
     model: str | None
 
 
-Reply = Progress | Done | Failed
+Reply = Progress | Downloading | Done | Failed
 
 UNEXPECTED_ERROR = "the engine failed unexpectedly; the details are in the bot's log"
 
@@ -218,7 +227,7 @@ class EngineWorker:
 
     def _handle(self, request: Work) -> object:
         if isinstance(request, LoadModel):
-            return self._load(request.name_or_path)
+            return self._load(request.name_or_path, request.request_id)
         self._running_job = request.job_id
         try:
             return self._generate(request)
@@ -229,16 +238,21 @@ class EngineWorker:
             with self._cancel_lock:
                 self._cancelled.clear()
 
-    def _load(self, name_or_path: str) -> str:
+    def _load(self, name_or_path: str, request_id: int) -> str:
         assert self._engine is not None
-        display = self._engine.load(name_or_path)
+
+        def report(progress: DownloadProgress) -> None:
+            self._send(Downloading(request_id, progress))
+
+        with reporting(report):
+            display = self._engine.load(name_or_path)
         self._loaded = (name_or_path, display)
         return display
 
     def _generate(self, request: Generate) -> list[GeneratedImage]:
         assert self._engine is not None
         if self._loaded != (request.model, self._engine.model_name):
-            self._load(request.model)
+            self._load(request.model, request.request_id)
 
         def should_cancel() -> bool:
             return request.job_id in self._cancelled or self._stopping.is_set()

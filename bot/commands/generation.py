@@ -315,7 +315,9 @@ async def submit(ctx: Context, request: GenerationRequest) -> Outcome:
     place = scheduler.position(job.id)
     # No place in the queue: the job went straight to the engine.
     position, eta = place if place is not None else (0, None)
-    text = "\n".join([render.status_text(Queued(position, eta)), *request.notes])
+    # While a model downloads, every job waits for it: say so from the first line.
+    status = scheduler.downloading or Queued(position, eta)
+    text = "\n".join([render.status_text(status), *request.notes])
     return JobAccepted(job, position, eta, text)
 
 

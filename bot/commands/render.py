@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from bot.commands import button_data
 from bot.commands.base import Button
-from bot.jobs.events import Cancelled, Failed, Finished, JobEvent, Progress, Queued, Started
+from bot.jobs.events import (
+    Cancelled,
+    Downloading,
+    Failed,
+    Finished,
+    JobEvent,
+    Progress,
+    Queued,
+    Started,
+)
 from bot.jobs.limits import format_wait
 from bot.records import Job
 
@@ -25,6 +34,9 @@ def status_text(event: JobEvent) -> str:
         case Progress(step=step, total=total, eta_seconds=eta):
             left = f" (about {format_wait(eta)} left)" if eta is not None else ""
             return f"🎨 Painting… {step}/{total}{left}"
+        case Downloading(percent=percent, eta_seconds=eta):
+            left = f", about {format_wait(eta)} left" if eta is not None else ""
+            return f"⏳ The model is still downloading ({percent} %){left}"
         case Finished(images=images):
             return "✅ Done" if len(images) <= 1 else f"✅ Done: {len(images)} pictures"
         case Failed(message=message):

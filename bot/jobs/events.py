@@ -42,6 +42,14 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class Downloading:
+    """The model the job waits for is still being downloaded from the hub."""
+
+    percent: int
+    eta_seconds: float | None
+
+
+@dataclass(frozen=True)
 class Finished:
     images: list[ResultImage]
 
@@ -56,7 +64,7 @@ class Cancelled:
     by_admin: bool = False
 
 
-JobEvent = Queued | Started | Progress | Finished | Failed | Cancelled
+JobEvent = Queued | Started | Progress | Downloading | Finished | Failed | Cancelled
 # The events after which nothing more happens to a job.
 ENDINGS = (Finished, Failed, Cancelled)
 
@@ -102,6 +110,7 @@ class EventHub:
         self._clock = clock
         self._queued_sent: dict[str, tuple[int, float]] = {}  # job id -> (position, when)
         self._progress_sent: dict[str, float] = {}  # job id -> when
+        self._download_sent: dict[str, float] = {}  # job id -> when
 
     def add_listener(self, platform: str, listener: Listener) -> None:
         delivery = _Delivery(platform, listener)
@@ -116,7 +125,7 @@ class EventHub:
         if deliveries:
             for delivery in deliveries:
                 delivery.push(snapshot, event)
-        elif not isinstance(event, Progress):  # stale by the time anyone could see it
+        elif not isinstance(event, Progress | Downloading):  # stale by then
             held = self._held.setdefault(job.platform, deque(maxlen=HELD_EVENTS))
             held.append((snapshot, event))
 
@@ -141,10 +150,19 @@ class EventHub:
             self._progress_sent[job.id] = now
             self.emit(job, Progress(step, total, eta))
 
+    def downloading(self, job: Job, event: Downloading) -> None:
+        """At most one Downloading per job every PROGRESS_INTERVAL."""
+        now = self._clock()
+        last = self._download_sent.get(job.id)
+        if last is None or now - last >= PROGRESS_INTERVAL:
+            self._download_sent[job.id] = now
+            self.emit(job, event)
+
     def forget(self, job_id: str) -> None:
         """The job is over: drop its throttling state."""
         self._queued_sent.pop(job_id, None)
         self._progress_sent.pop(job_id, None)
+        self._download_sent.pop(job_id, None)
 
     async def flush(self, timeout: float = 5.0) -> None:
         """Give pending deliveries `timeout` seconds to finish, then drop the rest."""

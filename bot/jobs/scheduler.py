@@ -25,7 +25,15 @@ from typing import Any
 
 from bot.config import Config
 from bot.jobs.eta import RunningBatch, Speed, work_units
-from bot.jobs.events import Cancelled, EventHub, Failed, Finished, JobEvent, Started
+from bot.jobs.events import (
+    Cancelled,
+    Downloading,
+    EventHub,
+    Failed,
+    Finished,
+    JobEvent,
+    Started,
+)
 from bot.jobs.fair_queue import FairQueue
 from bot.jobs.limits import Limits, QueueState, UserLocks, day_bounds
 from bot.jobs.pictures import BatchSpecs, batch_key, batch_specs, save_pictures
@@ -33,6 +41,7 @@ from bot.jobs.positions import Positions
 from bot.records import Caller, GenerationRequest, Job, JobStatus, OutboxEntry
 from bot.store import Store, new_job_id
 from engine.backend import EngineBackend
+from engine.download import DownloadProgress
 from engine.types import EngineCrashed, EngineError, GeneratedImage, GenerationCancelled
 
 log = logging.getLogger("atelier.scheduler")
@@ -105,6 +114,7 @@ class Scheduler:
         self._saving = 0  # jobs accepted and being written to the store
         self._task: asyncio.Task[None] | None = None
         self._batches: dict[str, asyncio.Task[None]] = {}
+        self._download: Downloading | None = None  # while the engine downloads a model
 
     # -- life --------------------------------------------------------------------
 
@@ -132,6 +142,10 @@ class Scheduler:
         self._positions.announce(force=True)
         # Replicas come and go (Ray): look again at once rather than at the next poll.
         self.engine.on_capacity_change(self._wakeup.set)
+        # The local engine reports model downloads; Ray replicas only log theirs.
+        on_download = getattr(self.engine, "on_download", None)
+        if on_download is not None:
+            on_download(self._on_download)
         self._task = asyncio.get_running_loop().create_task(self._serve(), name="scheduler")
 
     async def drain(self, timeout: float) -> None:
@@ -271,6 +285,11 @@ class Scheduler:
         """The user's running jobs, then their waiting ones in order."""
         running = [job for job in self._running_jobs() if job.user_key == user_key]
         return running + self._queue.jobs_of(user_key)
+
+    @property
+    def downloading(self) -> Downloading | None:
+        """What waiting jobs are told while the engine downloads a model."""
+        return self._download
 
     def waits_for_model(self, job: Job) -> bool:
         """The job's model is not loaded anywhere: it will wait for a switch."""
@@ -490,6 +509,18 @@ class Scheduler:
             eta = self._speed.left(batch)
             for job in batch.unfinished():
                 self.events.progress(job, step, total, eta)
+
+    def _on_download(self, progress: DownloadProgress | None) -> None:
+        """Every job waits while a model downloads (the engine does nothing else): each
+        hears how far it is, instead of a queue position that does not move."""
+        if progress is None:
+            if self._download is not None:
+                self._download = None
+                self._positions.announce(force=True)
+            return
+        self._download = Downloading(progress.percent, progress.eta_seconds)
+        for job in [*self._running_jobs(), *self._queue.order()]:
+            self.events.downloading(job, self._download)
 
     def _first_done_in(self, user_key: str) -> float | None:
         running = [job for job in self._running_jobs() if job.user_key == user_key]

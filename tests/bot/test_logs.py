@@ -130,10 +130,27 @@ def test_harmless_library_warnings_are_dropped_and_real_ones_kept(
     logging.getLogger("transformers.utils.import_utils").warning("`torch` is too old")
     assert imports == ["`torch` is too old"]
 
+    # warnings.warn(...) as logging.captureWarnings writes it; diffusers makes the hub
+    # client say this on every load of a hub id.
+    python_warnings = collect("py.warnings")
+    for text in (
+        "The `local_dir_use_symlinks` argument is deprecated and ignored in `hf_hub_download`.",
+        "`resume_download` is no longer supported.",
+    ):
+        logging.getLogger("py.warnings").warning(
+            "%s", f"/venv/huggingface_hub/utils/_validators.py:205: UserWarning: {text}\n"
+        )
+    assert [m.split(": ", 2)[2].strip() for m in python_warnings] == [
+        "`resume_download` is no longer supported."
+    ]
 
-def test_httpx_request_lines_stay_out_even_at_debug(capsys: pytest.CaptureFixture[str]) -> None:
+
+@pytest.mark.parametrize("library", ["httpx", "httpx2"])  # httpx2: the hub client's
+def test_http_request_lines_stay_out_even_at_debug(
+    library: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     configure_logging("debug", json=False)
-    logging.getLogger("httpx").info(
+    logging.getLogger(library).info(
         "HTTP Request: POST https://api.telegram.org/bot123:SECRET/getMe"
     )
     assert "SECRET" not in capsys.readouterr().err

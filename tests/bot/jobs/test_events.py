@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import asyncio
 
+from bot.commands.render import status_text
 from bot.jobs.events import (
     PROGRESS_INTERVAL,
     QUEUED_INTERVAL,
+    Downloading,
     EventHub,
     Finished,
     JobEvent,
@@ -64,11 +66,30 @@ async def test_position_updates_are_throttled_and_skip_unchanged_positions() -> 
     assert [e for _, e in recorder.events] == [Queued(3, 30.0), Queued(2, 20.0), Queued(2, 20.0)]
 
 
+async def test_download_news_is_throttled_per_job_and_reads_as_a_percentage() -> None:
+    clock = FakeClock()
+    hub = EventHub(clock)
+    recorder = Recorder()
+    hub.add_listener("telegram", recorder)
+    for percent in range(0, 50, 5):  # a report every 0.5 s, 0 % … 45 %
+        hub.downloading(job(), Downloading(percent, 90.0))
+        hub.downloading(job("job2"), Downloading(percent, 90.0))
+        clock.now += 0.5
+    await settle()
+    assert [e.percent for j, e in recorder.events if j == "job1"] == [0, 20, 40]  # type: ignore[union-attr]
+    assert [e.percent for j, e in recorder.events if j == "job2"] == [0, 20, 40]  # type: ignore[union-attr]
+    assert status_text(Downloading(43, 90.0)) == (
+        "⏳ The model is still downloading (43 %), about 2 min left"
+    )
+    assert status_text(Downloading(0, None)) == "⏳ The model is still downloading (0 %)"
+
+
 async def test_events_wait_for_the_first_listener_of_their_platform() -> None:
     hub = EventHub()
     hub.emit(job(), Queued(1, 1.0))
     hub.emit(job(), Started())
     hub.emit(job(), Progress(1, 2, 1.0))  # stale by then: not kept
+    hub.emit(job(), Downloading(10, None))  # stale too
     hub.emit(job("job2", "discord"), Started())
     telegram = Recorder()
     hub.add_listener("telegram", telegram)
