@@ -156,3 +156,29 @@ async def test_a_z_axis_sends_one_grid_per_value_as_an_album(running_bot: Runnin
     labels = button_labels(keyboard.result)
     assert {"U1", "U8", "📄 1", "📄 2"} <= set(labels)
     assert "Z: CFG Scale 1, 8" in keyboard.result["text"]
+
+
+async def test_model_sampler_and_size_axes(running_bot: RunningBot) -> None:
+    fake = running_bot.fake
+    user = running_bot.new_user()
+    chat = fake.private_chat(user)
+    mark = fake.mark()
+    await fake.send_text(
+        user, chat, '/plot a fox --steps 1 --x size=64x64,128x64 --y "sampler=euler a,ddim"'
+    )
+    photo = (await running_bot.result_photo(chat["id"], mark)).result
+    assert "Y: Sampler Euler a, DDIM" in photo["caption"]  # as the model names them
+    grid, _ = await grid_png(running_bot, user, photo)
+    assert grid.width > 2 * 128 and grid.height > 2 * 64  # slots as large as the largest
+    cells = [job for job in await running_bot.jobs_of(user) if job.request.kind == "imagine"]
+    shapes = sorted((job.request.width, job.request.sampler) for job in cells)
+    assert shapes == [(64, "DDIM"), (64, "Euler a"), (128, "DDIM"), (128, "Euler a")]
+
+    mark = fake.mark()
+    await fake.send_text(user, chat, "/plot a fox --steps 1 --x model=tiny,TINY2")
+    photo = (await running_bot.result_photo(chat["id"], mark)).result
+    assert "X: Checkpoint name tiny, tiny2" in photo["caption"]
+    models = sorted(
+        j.request.model for j in await running_bot.jobs_of(user) if j.request.model_given
+    )
+    assert models == ["tiny", "tiny2"]
