@@ -29,7 +29,7 @@ async def test_plot_with_slash_options_delivers_one_grid(
         x="steps=1,2,3",
         y="prompt=fox,owl",
     )
-    message = await bot.result(interaction)
+    message = await fake.wait_files(interaction, 1, timeout=120.0)  # several cells, busy CI
     (file,) = message.files
     grid = Image.open(io.BytesIO(file.data))
     left, top = grid.width - 3 * CELL, grid.height - 2 * CELL

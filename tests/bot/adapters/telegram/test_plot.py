@@ -9,9 +9,16 @@ from PIL import Image, ImageChops
 from bot.plot_grid import BACKGROUND
 from bot.records import JobStatus
 
+from .fake_bot_api import ApiCall
 from .harness import RunningBot, button_labels, image_of, png_bytes, png_parameters
 
 CELL = 64  # the tiny model's pictures
+# Seconds to wait for a plot's grid: several cells on a shared, busy CI machine.
+SLOW = 120.0
+
+
+async def photo_of(bot: RunningBot, chat_id: int, since: int) -> ApiCall:
+    return await bot.fake.next_call("sendPhoto", since=since, chat_id=chat_id, timeout=SLOW)
 
 
 def _has_ink(image: Image.Image) -> bool:
@@ -42,7 +49,7 @@ async def test_plot_sends_one_labelled_grid_and_each_cell(running_bot: RunningBo
     chat = fake.private_chat(user)
     mark = fake.mark()
     await fake.send_text(user, chat, "/plot a red fox --seed 3 --steps 1 --x steps=1,3 --y cfg=1,9")
-    photo = (await running_bot.result_photo(chat["id"], mark)).result
+    photo = (await photo_of(running_bot, chat["id"], mark)).result
     # One picture for the whole plot: the cells are not sent one by one.
     await asyncio.sleep(0.5)
     assert len(fake.calls_of("sendPhoto", since=mark, chat_id=chat["id"])) == 1
@@ -90,7 +97,7 @@ async def test_prompt_search_and_replace_changes_the_word_in_each_cell(
     await fake.send_text(
         user, chat, '/plot a red fox on a hill --steps 1 --seed 4 --x "prompt=fox,owl"'
     )
-    photo = (await running_bot.result_photo(chat["id"], mark)).result
+    photo = (await photo_of(running_bot, chat["id"], mark)).result
     grid, parameters = await grid_png(running_bot, user, photo)
     assert grid.width == 2 * CELL and grid.height > CELL  # one axis: labels on top only
     assert 'X Type: Prompt S/R, X Values: "fox,owl"' in parameters
@@ -131,7 +138,7 @@ async def test_a_strength_axis_paints_from_the_replied_to_picture(running_bot: R
     await fake.send_text(
         user, chat, "/plot a fox --steps 2 --x strength=0.3,0.9", reply_to=original
     )
-    photo = (await running_bot.result_photo(chat["id"], mark)).result
+    photo = (await photo_of(running_bot, chat["id"], mark)).result
     assert "Denoising" in photo["caption"]
     cells = [job for job in await running_bot.jobs_of(user) if job.request.kind == "vary"]
     assert sorted(job.request.strength for job in cells) == [0.3, 0.9]
@@ -144,7 +151,7 @@ async def test_a_z_axis_sends_one_grid_per_value_as_an_album(running_bot: Runnin
     chat = fake.private_chat(user)
     mark = fake.mark()
     await fake.send_text(user, chat, "/plot a fox --steps 1 --x seed=1,2 --y steps=1,2 --z cfg=1,8")
-    album = await fake.next_call("sendMediaGroup", since=mark, chat_id=chat["id"])
+    album = await fake.next_call("sendMediaGroup", since=mark, chat_id=chat["id"], timeout=SLOW)
     grids = [image_of(upload.data) for upload in album.files.values()]
     assert len(grids) == 2
     assert grids[0].size == grids[1].size
@@ -166,7 +173,7 @@ async def test_model_sampler_and_size_axes(running_bot: RunningBot) -> None:
     await fake.send_text(
         user, chat, '/plot a fox --steps 1 --x size=64x64,128x64 --y "sampler=euler a,ddim"'
     )
-    photo = (await running_bot.result_photo(chat["id"], mark)).result
+    photo = (await photo_of(running_bot, chat["id"], mark)).result
     assert "Y: Sampler Euler a, DDIM" in photo["caption"]  # as the model names them
     grid, _ = await grid_png(running_bot, user, photo)
     assert grid.width > 2 * 128 and grid.height > 2 * 64  # slots as large as the largest
@@ -176,7 +183,7 @@ async def test_model_sampler_and_size_axes(running_bot: RunningBot) -> None:
 
     mark = fake.mark()
     await fake.send_text(user, chat, "/plot a fox --steps 1 --x model=tiny,TINY2")
-    photo = (await running_bot.result_photo(chat["id"], mark)).result
+    photo = (await photo_of(running_bot, chat["id"], mark)).result
     assert "X: Checkpoint name tiny, tiny2" in photo["caption"]
     models = sorted(
         j.request.model for j in await running_bot.jobs_of(user) if j.request.model_given

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .fake_bot_api import FakeBotApi
 from .harness import RunningBot, telegram_config
-from .test_plot import CELL, grid_png
+from .test_plot import CELL, grid_png, photo_of
 
 
 async def test_the_quota_counts_cells_and_the_plot_survives_a_restart(
@@ -38,7 +38,7 @@ async def test_the_quota_counts_cells_and_the_plot_survives_a_restart(
         # each cell is its own batch).
         start = fake.mark()
         await fake.send_text(user, chat, "/plot a fox --seed 2 --x steps=1,2,3,4")
-        deadline = asyncio.get_running_loop().time() + 60
+        deadline = asyncio.get_running_loop().time() + 120
         while True:
             cells = [j for j in await bot.jobs_of(user) if j.request.kind == "imagine"]
             if any(cell.status.painted for cell in cells):
@@ -54,7 +54,7 @@ async def test_the_quota_counts_cells_and_the_plot_survives_a_restart(
 
     bot = await RunningBot.start(fake, config_path)
     try:
-        photo = (await bot.result_photo(chat["id"], start)).result
+        photo = (await photo_of(bot, chat["id"], start)).result
         assert "X: Steps 1, 2, 3, 4" in photo["caption"]
         grid, _ = await grid_png(bot, user, photo)
         assert grid.width == 4 * CELL
