@@ -32,7 +32,7 @@ USAGE = (
     f"(kinds: {', '.join(KINDS)})."
 )
 _AXIS_MARKER = re.compile(r"(?:(?<=\s)|^)(?:--|[—–]-?)([xyzXYZ])(?=\s|$)")
-_ANY_MARKER = re.compile(r"(?:(?<=\s)|^)--[A-Za-z][A-Za-z_-]*(?=\s|$)")
+_ANY_MARKER = re.compile(r"(?:(?<=\s)|^)(?:--|[—–]-?)[A-Za-z][A-Za-z_-]*(?=\s|$)")
 _RANGE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*-\s*(-?\d+(?:\.\d+)?)\s*(?::\s*(\d+(?:\.\d+)?))?\s*$")
 
 

@@ -24,6 +24,11 @@ def test_an_unquoted_value_runs_to_the_next_option() -> None:
     assert rest == "a fox --no blurry"
 
 
+def test_phone_dashes_work_as_markers() -> None:
+    rest, axes = plot_axes.split_axes("a fox —x steps=1,2 —seed 4")
+    assert axes == {"x": "steps=1,2"} and rest == "a fox —seed 4"
+
+
 def test_an_axis_given_twice_is_refused() -> None:
     with pytest.raises(BadInput, match="--x is given twice"):
         plot_axes.split_axes("a fox --x steps=1,2 --x cfg=3")
