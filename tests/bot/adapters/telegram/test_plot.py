@@ -190,3 +190,36 @@ async def test_model_sampler_and_size_axes(running_bot: RunningBot) -> None:
         j.request.model for j in jobs if j.request.model_given and j.request.kind != "plot"
     )
     assert models == ["tiny", "tiny2"]
+
+
+async def test_cancel_stops_the_whole_plot(running_bot: RunningBot) -> None:
+    fake = running_bot.fake
+    scheduler = running_bot.services.scheduler
+    user = running_bot.new_user()
+    chat = fake.private_chat(user)
+    await scheduler.stop()  # the cells wait
+    try:
+        mark = fake.mark()
+        await fake.send_text(user, chat, "/plot a fox --steps 1 --x seed=1,2,3")
+        status = await fake.next_call("sendMessage", since=mark, chat_id=chat["id"])
+        assert "3 cells" in status.result["text"]
+        mark = fake.mark()
+        await fake.send_text(user, chat, "/cancel")
+        reply = await fake.next_call("sendMessage", since=mark, chat_id=chat["id"])
+        assert "Cancelled the plot" in reply.result["text"]
+    finally:
+        await scheduler.start()
+    final = await fake.next_call(
+        "editMessageText",
+        since=mark,
+        chat_id=chat["id"],
+        where=lambda c: (
+            c.params["message_id"] == status.result["message_id"]
+            and "Cancelled" in c.params["text"]
+        ),
+        timeout=SLOW,
+    )
+    assert final.params["text"].startswith("🛑")
+    statuses = {job.status for job in await running_bot.jobs_of(user)}
+    assert statuses == {JobStatus.CANCELLED}
+    assert fake.calls_of("sendPhoto", since=mark, chat_id=chat["id"]) == []
