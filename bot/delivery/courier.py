@@ -32,7 +32,7 @@ from bot.commands.base import Button
 from bot.delivery.sender import MaybeSent, NotSent, ResultLetter, Sender, Undeliverable
 from bot.delivery.status_line import StatusLine
 from bot.jobs.events import ENDINGS, Cancelled, EventHub, Failed, JobEvent
-from bot.jobs.plots import PlotTracker, is_cell
+from bot.jobs.plots import PLOT_KEY, PlotTracker, is_cell
 from bot.records import Delivery, Job, JobStatus, OutboxEntry
 from bot.store import Store
 
@@ -168,7 +168,7 @@ class Courier:
             if is_cell(job):
                 # Owed to the grid, not the chat: the grid goes out once it is complete.
                 if await self.plots.cell_ended(job):
-                    self._deliver_soon(str(job.origin["plot"]))
+                    self._deliver_soon(str(job.origin[PLOT_KEY]))
                 return
             sender, _ = found
             line = self._line(job.id, job.platform)
