@@ -158,6 +158,7 @@ class LimitsConfig:
     max_steps: int = 50
     max_side: int = 1024  # pixels, for width and height
     max_attachment_mb: float = 10.0
+    max_plot_cells: int = 16  # /plot: X × Y × Z cells at most
 
 
 @dataclass(frozen=True)
@@ -421,6 +422,7 @@ def _check(config: Config) -> None:
     limits = config.limits
     at_least("limits", "jobs_per_minute", limits.jobs_per_minute, 1)
     at_least("limits", "max_queued_per_user", limits.max_queued_per_user, 1)
+    at_least("limits", "max_plot_cells", limits.max_plot_cells, 1)
     at_least("limits", "max_queue", limits.max_queue, 1)
     at_least("limits", "daily_quota", limits.daily_quota, 0)
     at_least("limits", "max_prompt_chars", limits.max_prompt_chars, 1)

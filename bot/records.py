@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-RequestKind = Literal["imagine", "vary", "avatar", "upscale"]
+RequestKind = Literal["imagine", "vary", "avatar", "upscale", "plot"]
 
 
 @dataclass(frozen=True)
@@ -51,11 +51,13 @@ class JobStatus(enum.StrEnum):
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    # A /plot's grid: never queued itself, waiting for its cells (jobs of their own).
+    PLOTTING = "plotting"
 
     @property
     def finished(self) -> bool:
         """Out of the queue for good: nothing will paint it again."""
-        return self not in (JobStatus.QUEUED, JobStatus.RUNNING)
+        return self not in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PLOTTING)
 
     @property
     def painted(self) -> bool:

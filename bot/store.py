@@ -161,22 +161,25 @@ class Store:
                     saved.set_exception(error)
 
     async def _insert_jobs(self, jobs: list[Job]) -> None:
-        now = time.time()
         async with self._transaction():
-            await self._db.executemany(
-                "INSERT INTO users (key, platform, user_id, name, first_seen, last_seen) "
-                "VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET name = excluded.name, "
-                "last_seen = excluded.last_seen",
-                [(j.user_key, j.platform, j.user_id, j.user_name, now, now) for j in jobs],
-            )
-            await self._db.executemany(
-                f"INSERT INTO jobs (user_key, image_count, {_JOB_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(j.user_key, j.request.count, *_job_row(j)) for j in jobs],
-            )
-            for job in jobs:
-                await self._write_images(job)
+            await self._insert_rows(jobs)
+
+    async def _insert_rows(self, jobs: list[Job]) -> None:
+        now = time.time()
+        await self._db.executemany(
+            "INSERT INTO users (key, platform, user_id, name, first_seen, last_seen) "
+            "VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET name = excluded.name, "
+            "last_seen = excluded.last_seen",
+            [(j.user_key, j.platform, j.user_id, j.user_name, now, now) for j in jobs],
+        )
+        await self._db.executemany(
+            f"INSERT INTO jobs (user_key, image_count, {_JOB_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(j.user_key, j.request.count, *_job_row(j)) for j in jobs],
+        )
+        for job in jobs:
+            await self._write_images(job)
 
     async def get_job(self, job_id: str) -> Job | None:
         jobs = await self._select_jobs("WHERE id = ?", (job_id,))
@@ -271,6 +274,35 @@ class Store:
                 "WHERE id = ? AND status = ?",
                 (JobStatus.DONE.value, error, job_id, JobStatus.DELIVERING.value),
             )
+
+    # Plots
+
+    async def add_plot(self, plot: Job, cells: list[Job], axes: str) -> None:
+        """Save a /plot's grid job, its cells and its axes (JSON) as one commit. The grid
+        job asks for no pictures itself: the quota counts its cells."""
+        async with self._transaction():
+            await self._insert_rows([plot, *cells])
+            await self._db.execute("UPDATE jobs SET image_count = 0 WHERE id = ?", (plot.id,))
+            await self._db.execute(
+                "INSERT INTO plots (job_id, axes, cells, created_at) VALUES (?, ?, ?, ?)",
+                (plot.id, axes, json.dumps([cell.id for cell in cells]), time.time()),
+            )
+
+    async def plot(self, job_id: str) -> tuple[str, list[str]] | None:
+        """A plot's axes (JSON) and its cells' job ids, row by row."""
+        async with self._db.execute(
+            "SELECT axes, cells FROM plots WHERE job_id = ?", (job_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else (str(row[0]), list(json.loads(row[1])))
+
+    async def jobs_by_id(self, job_ids: list[str]) -> list[Job]:
+        """The jobs with these ids (those that exist), in the order asked."""
+        if not job_ids:
+            return []
+        marks = ", ".join("?" for _ in job_ids)
+        found = {j.id: j for j in await self._select_jobs(f"WHERE id IN ({marks})", tuple(job_ids))}
+        return [found[job_id] for job_id in job_ids if job_id in found]
 
     # Settings
 

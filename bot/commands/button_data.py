@@ -12,9 +12,11 @@ from dataclasses import dataclass
 # Telegram's callback_data limit; Discord's custom_id allows 100.
 MAX_BYTES = 64
 ACTIONS = {"reroll": "r", "vary": "v", "upscale": "u", "png": "p", "delete": "d"}
+# A /plot: one cell's picture, or all of them in one file.
+ACTIONS |= {"cell": "c", "cells": "k"}
 _CODES = {code: action for action, code in ACTIONS.items()}
 # Discord adapters can match their persistent buttons' custom_id with this.
-PATTERN = r"(?P<code>[rvupd]):(?P<job>[A-Za-z0-9_-]{1,40})(?::(?P<index>\d{1,2}))?"
+PATTERN = r"(?P<code>[rvupdck]):(?P<job>[A-Za-z0-9_-]{1,40})(?::(?P<index>\d{1,2}))?"
 _DATA = re.compile(rf"^{PATTERN}$")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from bot.commands import generation
+from bot.commands import generation, plot
 from bot.commands.base import Context, DeleteResult, Outcome, Reply, SendFile
 from bot.commands.button_data import ButtonData, decode
 from bot.commands.button_data import encode as encode
@@ -40,6 +40,10 @@ async def run(ctx: Context, data: str) -> Outcome:
         return DeleteResult(job.id)
     if pressed.action == "reroll":
         return await _reroll(ctx, job)
+    if pressed.action in ("cell", "cells"):
+        if pressed.action == "cells" or pressed.index is None:
+            return await plot.cells_file(ctx, job)
+        return await plot.cell_file(ctx, job, pressed.index)
     if not job.status.painted or not job.images:
         return Reply("That job has no finished pictures.", error=True)
     index = pressed.index if pressed.index is not None else 0

@@ -3,7 +3,9 @@ administrators: anyone's in their guild)."""
 
 from __future__ import annotations
 
+from bot.commands import plot
 from bot.commands.base import Context, Outcome, Reply
+from bot.jobs.plots import PLOT_KEY
 from bot.jobs.scheduler import Refused
 from bot.records import JobStatus
 
@@ -31,6 +33,10 @@ async def run(ctx: Context, job_id: str | None = None) -> Outcome:
         job = found
     if job.user_key != caller.key and not caller.moderates(job.place):
         return Reply("You can only cancel your own jobs.", error=True)
+    if PLOT_KEY in job.origin:  # a /plot's cell: the whole plot
+        job = await services.store.get_job(str(job.origin[PLOT_KEY])) or job
+    if job.status is JobStatus.PLOTTING:
+        return await plot.cancel(ctx, job)
     if job.status.finished:
         return Reply(f"Job {job.id} has already {_ENDED[job.status]}.", error=True)
     try:

@@ -18,6 +18,9 @@ def help_text(ctx: Context) -> str:
         "/imagine a castle --ar 16:9 --steps 30 --no blurry, text",
         "/vary — attach a picture (or reply to one), optionally with a prompt",
         "/avatar — build a profile picture step by step",
+        f"/plot a castle --x steps=10,20 --y cfg=4,7 — compare in one grid "
+        f"(kinds: seed steps cfg sampler model size strength prompt; "
+        f"at most {limits.max_plot_cells} cells)",
         "/queue — your place in the queue · /cancel [id] — stop a job",
         "/model — list models · /loras — list LoRAs",
         "/settings — your defaults (aspect, steps, sampler, negative, results to DMs)",

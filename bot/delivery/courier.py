@@ -27,12 +27,13 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from bot.commands import button_data, render
+from bot.commands import button_data, plot_render, render
 from bot.commands.base import Button
 from bot.delivery.sender import MaybeSent, NotSent, ResultLetter, Sender, Undeliverable
 from bot.delivery.status_line import StatusLine
 from bot.jobs.events import ENDINGS, Cancelled, EventHub, Failed, JobEvent
-from bot.records import Delivery, Job, OutboxEntry
+from bot.jobs.plots import PLOT_KEY, PlotTracker, is_cell
+from bot.records import Delivery, Job, JobStatus, OutboxEntry
 from bot.store import Store
 
 log = logging.getLogger("atelier.delivery")
@@ -76,6 +77,8 @@ class Courier:
         self._deliveries: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        # /plot cells report to their grid, which is delivered like any result.
+        self.plots = PlotTracker(store, data_dir)
 
     def register(
         self, platform: str, sender: Sender, *, status_interval: float = STATUS_INTERVAL_S
@@ -108,6 +111,11 @@ class Courier:
         """The scheduler's listener: returns at once, the work happens in tasks."""
         if self._closed:
             return
+        if is_cell(job):
+            self._spawn(self._show_plot(job, event))
+            if isinstance(event, ENDINGS):
+                self._deliver_soon(job.id)
+            return
         if isinstance(event, ENDINGS):
             if job.platform in self._senders:
                 # At once: a status still on its way must not land after the end.
@@ -127,9 +135,19 @@ class Courier:
                 return
             await line.show(text, functools.partial(sender.show_status, job))
 
+    async def _show_plot(self, cell: Job, event: JobEvent) -> None:
+        text = await self.plots.status_text(cell, event)
+        grid_job = await self.plots.grid_job(cell) if text is not None else None
+        if text is not None and grid_job is not None and grid_job.status is JobStatus.PLOTTING:
+            await self._show(grid_job, text)
+
     # -- final messages --------------------------------------------------------------
 
     async def _resume(self, platform: str) -> None:
+        # A plot whose last cell was settled just before a stop has its grid drawn now.
+        for plot_id in await self.plots.waiting(platform):
+            if await self.plots.complete(plot_id):
+                self._deliver_soon(plot_id)
         for entry in await self._store.outbox():
             job = await self._store.get_job(entry.job_id)
             if job is not None and job.platform == platform:
@@ -147,6 +165,11 @@ class Courier:
             found = self._senders.get(job.platform) if job is not None else None
             if entry is None or job is None or found is None:
                 return  # delivered already, or its platform is not connected now
+            if is_cell(job):
+                # Owed to the grid, not the chat: the grid goes out once it is complete.
+                if await self.plots.cell_ended(job):
+                    self._deliver_soon(str(job.origin[PLOT_KEY]))
+                return
             sender, _ = found
             line = self._line(job.id, job.platform)
             async with line.lock:  # a status edit under way lands before the result
@@ -211,7 +234,12 @@ class Courier:
             await asyncio.to_thread((self._data_dir / image.path).read_bytes)
             for image in job.images
         ]
-        letter = ResultLetter(job, pictures, render.result_caption(job), render.result_buttons(job))
+        plot = await self.plots.plot(job.id) if job.request.kind == "plot" else None
+        if plot is not None:
+            caption, buttons = plot_render.caption(job, plot), plot_render.buttons(job, plot)
+        else:
+            caption, buttons = render.result_caption(job), render.result_buttons(job)
+        letter = ResultLetter(job, pictures, caption, buttons)
         return functools.partial(sender.send_result, letter)
 
     async def _unconfirmed(self, sender: Sender, job: Job, entry: OutboxEntry) -> None:

@@ -89,12 +89,15 @@ class Limits:
         banned: bool,
         images_wanted: int,
         state: QueueState,
+        jobs_wanted: int = 1,
     ) -> Refusal | None:
-        """Why `user_key` may not queue `images_wanted` pictures now, or None if they may."""
+        """Why `user_key` may not queue `images_wanted` pictures in `jobs_wanted` jobs
+        now, or None if they may. Several jobs (a plot's cells) need one free slot of
+        the user's own, and room in the whole queue for all of them."""
         config = self.config
         if banned:
             return Refusal("You are banned from Atelier. Ask an admin if this is a mistake.", None)
-        if state.queue_size >= config.max_queue:
+        if state.queue_size + jobs_wanted > config.max_queue:
             return Refusal(BUSY_MESSAGE, BUSY_RETRY_AFTER)
         if is_admin:
             return None

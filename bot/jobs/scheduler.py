@@ -186,6 +186,21 @@ class Scheduler:
 
     async def submit(self, caller: Caller, request: GenerationRequest, origin: dict) -> Job:
         """Queue a job for `caller`, or raise `Refused` saying when to try again."""
+        return (await self.submit_group(caller, [(request, origin)]))[0]
+
+    async def submit_group(
+        self,
+        caller: Caller,
+        work: list[tuple[GenerationRequest, dict]],
+        *,
+        save: Callable[[list[Job]], Awaitable[None]] | None = None,
+    ) -> list[Job]:
+        """Queue several jobs asked for at once (a /plot's cells), or none of them.
+
+        The limits see them together: the quota counts all their pictures, the queue
+        all the jobs, the per-minute rate one request. `save` writes the new jobs in
+        one commit (the plot with its cells); by default each is added on its own.
+        """
         if self._draining:
             raise Refused(RESTARTING, 60.0)
         async with self._user_locks.hold(caller.key):
@@ -206,34 +221,44 @@ class Scheduler:
                 caller.key,
                 is_admin=caller.is_admin,
                 banned=banned,
-                images_wanted=request.count,
+                images_wanted=sum(request.count for request, _ in work),
                 state=state,
+                jobs_wanted=len(work),
             )
             if refusal is not None:
                 await self.store.audit(caller.key, "refused", refusal.message)
                 raise Refused(refusal.message, refusal.retry_after)
-            job = Job(
-                id=new_job_id(),
-                platform=caller.platform,
-                user_id=caller.user_id,
-                user_name=caller.name,
-                request=request,
-                origin=dict(origin),
-                created_at=time.time(),
-                place=caller.place,
-            )
+            now = time.time()
+            jobs = [
+                Job(
+                    id=new_job_id(),
+                    platform=caller.platform,
+                    user_id=caller.user_id,
+                    user_name=caller.name,
+                    request=request,
+                    origin=dict(origin),
+                    created_at=now,
+                    place=caller.place,
+                )
+                for request, origin in work
+            ]
             self.limits.record(caller.key, is_admin=caller.is_admin)
-            self._saving += 1
+            self._saving += len(jobs)
             try:
-                await self.store.add_job(job)
+                if save is not None:
+                    await save(jobs)
+                else:
+                    await asyncio.gather(*(self.store.add_job(job) for job in jobs))
             finally:
-                self._saving -= 1
-            self._queue.push(job)
-        position, eta = self._positions.place(job)
-        self.events.queued(job, position, eta, force=True)
+                self._saving -= len(jobs)
+            for job in jobs:
+                self._queue.push(job)
+        for job in jobs:
+            position, eta = self._positions.place(job)
+            self.events.queued(job, position, eta, force=True)
         self._positions.announce_soon()
         self._wakeup.set()
-        return job
+        return jobs
 
     async def update_origin(self, job_id: str, changes: dict[str, Any]) -> None:
         """Merge what the adapter learnt (message ids…) into the job's origin; a None

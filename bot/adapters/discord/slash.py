@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import discord
 from discord import app_commands
 
-from bot.commands import admin, cancel, imagine, loras, model, queue, settings, vary, whoami
+from bot.commands import admin, cancel, imagine, loras, model, plot, queue, settings, vary, whoami
 from bot.commands import avatar as avatar_command
 from bot.commands import help as usage
 from bot.commands.base import Context, ImageInput, Outcome, Reply
@@ -142,6 +142,28 @@ def add_commands(
         await run(interaction, lambda ctx: vary.run(ctx, source, prompt or "", strength))
 
     tree.add_command(_avatar_command(run_command, services.presets.steps))
+
+    @tree.command(name="plot", description="Compare settings in one grid (A1111's X/Y/Z plot)")
+    @app_commands.describe(
+        prompt="What to paint (options like --steps 20 and --x work inline too)",
+        x="Columns: KIND=v1,v2,… like steps=10,20,30 or prompt=fox,cat",
+        y="Rows, like cfg=4,7,10 (kinds: seed steps cfg sampler model size strength prompt)",
+        z="One grid per value, like seed=1,2",
+        image="A picture to start from (needed for a strength axis)",
+    )
+    async def plot_command(
+        interaction: discord.Interaction[Any],
+        prompt: str,
+        x: str | None = None,
+        y: str | None = None,
+        z: str | None = None,
+        image: discord.Attachment | None = None,
+    ) -> None:
+        source = None
+        if image is not None:
+            source = ImageInput(image.filename, image.size, image.content_type, image.read)
+        axes = {"x": x, "y": y, "z": z}
+        await run(interaction, lambda ctx: plot.run(ctx, prompt, axes, source))
 
     @tree.command(name="queue", description="Where your pictures are in the queue")
     async def queue_command(interaction: discord.Interaction[Any]) -> None:

@@ -47,6 +47,7 @@ from bot.commands import (
     imagine,
     loras,
     model,
+    plot,
     queue,
     settings,
     unknown,
@@ -72,6 +73,7 @@ COMMAND_MENU = [
     ("imagine", "Paint a picture: /imagine a red fox --ar 3:2"),
     ("vary", "Vary a picture: send a photo with the caption /vary"),
     ("avatar", "Build an avatar step by step"),
+    ("plot", "Compare settings in a grid: /plot a fox --x steps=10,20"),
     ("queue", "Where your pictures are in the queue"),
     ("cancel", "Cancel your latest queued picture"),
     ("model", "List models (admins: /model NAME switches)"),
@@ -85,6 +87,7 @@ TOO_BIG_FOR_TELEGRAM = "That file is over 20 MB, more than Telegram lets bots do
 # Seconds between attempts to reach Telegram at start: doubling up to the cap.
 CONNECT_BACKOFF_S = (1.0, 60.0)
 _VARY_CAPTION = filters.CaptionRegex(r"^/vary(@\w+)?(\s|$)")
+_PLOT_CAPTION = filters.CaptionRegex(r"^/plot(@\w+)?(\s|$)")
 # Handler group of the unknown-command answer: after every command handler.
 UNKNOWN_GROUP = 1
 
@@ -194,6 +197,12 @@ class TelegramAdapter:
             )
         )
         app.add_handler(CommandHandler("avatar", self._on_avatar, filters=new))
+        app.add_handler(CommandHandler("plot", self._on_plot, filters=new))
+        app.add_handler(
+            MessageHandler(
+                new & _PLOT_CAPTION & (filters.PHOTO | filters.Document.ALL), self._on_plot
+            )
+        )
         app.add_handler(CallbackQueryHandler(self._on_wizard_click, pattern=wizard.PATTERN))
         self._add_personal_handlers()
         app.add_handler(CallbackQueryHandler(self._on_button))
@@ -242,6 +251,19 @@ class TelegramAdapter:
             outcome: Outcome = Reply(TOO_BIG_FOR_TELEGRAM, error=True)
         else:
             outcome = await vary.run(ctx, image, command_text(message))
+        await self._answer(outcome, update, message.message_id)
+
+    async def _on_plot(self, update: Update, context: CallbackContext) -> None:
+        """/plot, with an optional picture (attached or replied to) for img2img cells."""
+        message, ctx = self._message_context(update)
+        if not addressed_to(message, self.app.bot.username):
+            return
+        bot = self.app.bot
+        image = picture_of(message, bot) or picture_of(message.reply_to_message, bot)
+        if image is not None and over_download_limit(image):
+            outcome: Outcome = Reply(TOO_BIG_FOR_TELEGRAM, error=True)
+        else:
+            outcome = await plot.run(ctx, command_text(message), image=image)
         await self._answer(outcome, update, message.message_id)
 
     async def _on_avatar(self, update: Update, context: CallbackContext) -> None:
