@@ -7,15 +7,15 @@ after a restart.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
-from bot.commands import generation
+from bot.commands import edit, generation, region
 from bot.commands.base import Context, DeleteResult, Outcome, Reply, SendFile
 from bot.commands.button_data import ButtonData, decode
 from bot.commands.button_data import encode as encode
+from bot.commands.edit import expired as expired
+from bot.commands.edit import params_of as _params_of
 from bot.commands.generation import ImageSource
-from bot.commands.params import PromptParams
 from bot.records import GenerationRequest, Job
 from bot.validation import MIN_SIDE, BadInput
 
@@ -47,6 +47,10 @@ async def run(ctx: Context, data: str) -> Outcome:
         return Reply(INVALID, error=True)
     if pressed.action == "png":
         return _png(ctx, job, index)
+    if pressed.action == "region":
+        return await region.open_grid(ctx, job, index)
+    if pressed.action == "zoom" or pressed.action in edit.PAN_ACTIONS:
+        return await edit.outpaint(ctx, job, index, pressed.action)
     return await _img2img(ctx, job, pressed, index)
 
 
@@ -56,7 +60,11 @@ async def _reroll(ctx: Context, job: Job) -> Outcome:
     source = None
     if request.init_image is not None:
         source = ImageSource(
-            request.init_image, request.width, request.height, request.strength or VARY_STRENGTH
+            request.init_image,
+            request.width,
+            request.height,
+            request.strength or VARY_STRENGTH,
+            request.mask_image,
         )
     params = _params_of(request, size=f"{request.width}x{request.height}", count=request.count)
     try:
@@ -97,26 +105,6 @@ async def _img2img(ctx: Context, job: Job, pressed: ButtonData, index: int) -> O
     except BadInput as exc:
         return await generation.refuse(ctx, exc)
     return await generation.submit(ctx, new)
-
-
-def expired(ctx: Context) -> str:
-    """A result whose files retention (or an admin) deleted."""
-    days = ctx.services.config.storage.keep_days
-    kept = f" (pictures are kept for {days:g} days)" if days > 0 else ""
-    return f"This picture has expired{kept}."
-
-
-def _params_of(request: GenerationRequest, **values: object) -> PromptParams:
-    """The stored request as options, so it goes through the same checks again."""
-    params = PromptParams(
-        prompt=request.prompt,
-        negative=request.negative,
-        steps=request.steps,
-        cfg=request.cfg,
-        sampler=request.sampler,
-        model=request.model,
-    )
-    return dataclasses.replace(params, **values)
 
 
 def _upscaled_size(request: GenerationRequest, max_side: int) -> tuple[int, int]:

@@ -54,7 +54,18 @@ async def test_imagine_answers_within_3_s_then_delivers_the_png(
     assert parameters.startswith("a red fox at dusk")
     assert "Seed: 7" in parameters and "Model: tiny" in parameters
     assert "Seed: 7" in message.content and "Model: tiny" in message.content
-    assert message.labels == ["🔁 Re-roll", "🎨 Vary", "⬆️ Upscale", "🗑 Delete"]
+    assert message.labels == [
+        "🔁 Re-roll",
+        "🎨 Vary",
+        "⬆️ Upscale",
+        "🖌 Region",
+        "🔍 Zoom out",
+        "⬅️ Left",
+        "➡️ Right",
+        "🔼 Up",
+        "🔽 Down",
+        "🗑 Delete",
+    ]
 
 
 async def test_imagine_shows_status_before_the_result(bot: RunningBot, fake: FakeDiscord) -> None:
