@@ -47,6 +47,7 @@ from bot.commands import (
     loras,
     model,
     queue,
+    region,
     settings,
     unknown,
     vary,
@@ -197,6 +198,7 @@ class TelegramAdapter:
         app.add_handler(CommandHandler("avatar", self._on_avatar, filters=new))
         app.add_handler(CallbackQueryHandler(self._on_wizard_click, pattern=wizard.PATTERN))
         self._add_personal_handlers()
+        app.add_handler(CallbackQueryHandler(self._on_region_click, pattern=f"^{region.PATTERN}$"))
         app.add_handler(CallbackQueryHandler(self._on_button))
         # Its own group, so it sees every command, whoever registered which above.
         app.add_handler(
@@ -289,7 +291,32 @@ class TelegramAdapter:
 
     async def _on_button(self, update: Update, context: CallbackContext) -> None:
         query, ctx = self._query_context(update)
-        outcome = await buttons.run(ctx, query.data or "")
+        await self._answer_press(query, update, ctx, await buttons.run(ctx, query.data or ""))
+
+    async def _on_region_click(self, update: Update, context: CallbackContext) -> None:
+        """A 🖌 Region grid press: toggles edit the grid in place; Repaint answers with
+        a new picture, like a result button."""
+        query, ctx = self._query_context(update)
+        data = query.data or ""
+        outcome = await region.click(ctx, data)
+        if not region.edits_in_place(data) or not isinstance(outcome, Reply) or outcome.error:
+            await self._answer_press(query, update, ctx, outcome)
+            return
+        await query.answer()
+        try:
+            await self.app.bot.edit_message_text(
+                fit(outcome.text),
+                chat_id=ctx.origin["chat_id"],
+                message_id=ctx.origin["reply_to"],
+                reply_markup=keyboard(outcome.buttons),
+            )
+        except BadRequest as exc:
+            if "not modified" not in exc.message:  # the same press twice
+                raise
+
+    async def _answer_press(
+        self, query: CallbackQuery, update: Update, ctx: Context, outcome: Outcome
+    ) -> None:
         if isinstance(outcome, Reply) and outcome.error:
             # A refusal about a button fits the little pop-up Telegram shows for it.
             await query.answer(fit(outcome.text, 200), show_alert=True)

@@ -1,0 +1,90 @@
+"""The editing loop on Discord: the 🖌 Region grid edited in place (and after a
+restart), Repaint, zoom out and pan, through discord.py and the fake Discord."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from bot.commands import canvas, region
+
+from .fake_discord import FakeDiscord, FakeMessage
+from .harness import RunningBot, png_parameters
+
+
+def button(message: FakeMessage, label: str) -> str:
+    return message.custom_ids[message.labels.index(label)]
+
+
+def pixels(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.int16)
+
+
+async def picture(bot: RunningBot, prompt: str, **options: object) -> FakeMessage:
+    interaction = await bot.fake.slash(
+        "imagine", bot.users.alice, prompt=prompt, steps=2, model="tiny2", **options
+    )
+    return await bot.result(interaction)
+
+
+async def test_region_grid_survives_a_restart_and_repaints_only_the_chosen_cells(
+    bot: RunningBot, fake: FakeDiscord
+) -> None:
+    alice = bot.users.alice
+    result = await picture(bot, "a red barn", seed=9)
+    before = pixels(result.files[0].data)
+
+    opened = await fake.click(result, button(result, "🖌 Region"), alice)
+    grid = await fake.wait_reply(opened)
+    assert grid.content.startswith(region.INTRO) and not grid.ephemeral
+    assert grid.labels[:3] == ["⬜ 1", "⬜ 2", "⬜ 3"]
+    assert grid.labels[-3:] == ["Repaint", "⬅️ Back", "✖️ Cancel"]
+
+    nothing = await fake.click(grid, button(grid, "Repaint"), alice)
+    refusal = await bot.private_reply(nothing)
+    assert refusal.content == region.NOTHING_CHOSEN
+
+    pressed = await fake.click(grid, button(grid, "⬜ 2"), alice)
+    await fake.wait_for(lambda: pressed.callbacks, what="the toggle's answer")
+    assert pressed.first_callback is not None and pressed.first_callback["type"] == 7
+    assert "✅ 2" in grid.labels  # the grid message itself was edited
+
+    await bot.restart()
+    pressed = await fake.click(grid, button(grid, "⬜ 3"), alice)
+    await fake.wait_for(lambda: "✅ 3" in grid.labels, what="a toggle after the restart")
+    assert "✅ 2" in grid.labels
+
+    repaint = await fake.click(grid, button(grid, "Repaint"), alice)
+    repainted = await bot.result(repaint)
+    after = pixels(repainted.files[0].data)
+    assert after.shape == before.shape
+    mask = np.asarray(canvas.cell_mask(0b110, before.shape[1], before.shape[0]))
+    assert np.abs(after - before)[mask == 0].max() <= 2
+    assert np.abs(after - before)[mask == 255].mean() > 3
+    assert png_parameters(repainted.files[0].data).startswith("a red barn")
+    assert "🖌 Region" in repainted.labels  # a repaint is a result like any other
+
+    closed = await fake.click(grid, button(grid, "✖️ Cancel"), alice)
+    await fake.wait_for(lambda: closed.callbacks, what="the cancel's answer")
+    assert grid.content == region.CLOSED and grid.components == []
+
+
+async def test_zoom_out_and_pan_buttons(bot: RunningBot, fake: FakeDiscord) -> None:
+    alice = bot.users.alice
+    result = await picture(bot, "a harbour", size="128x64")
+    before = pixels(result.files[0].data)
+
+    zoomed = await bot.result(await fake.click(result, button(result, "🔍 Zoom out"), alice))
+    assert pixels(zoomed.files[0].data).shape == (64, 128, 3)
+
+    panned = await bot.result(await fake.click(result, button(result, "➡️ Right"), alice))
+    after = pixels(panned.files[0].data)
+    assert after.shape == (64, 192, 3)
+    feather = canvas.feather_width(128, 64)
+    assert np.abs(after[:, : 128 - feather] - before[:, : 128 - feather]).max() <= 2
+
+    up = await bot.result(await fake.click(result, button(result, "🔼 Up"), alice))
+    assert pixels(up.files[0].data).shape == (96, 128, 3)

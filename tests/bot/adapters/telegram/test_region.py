@@ -1,0 +1,89 @@
+"""The editing loop on Telegram: the 🖌 Region grid edited in place (and after a
+restart), Repaint, zoom out and pan, through python-telegram-bot and the fake Bot API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from bot.commands import canvas, region
+
+from .fake_bot_api import FakeBotApi
+from .harness import RunningBot, button_labels, image_of, png_parameters, telegram_config
+
+
+def pixels(data: bytes) -> np.ndarray:
+    return np.asarray(image_of(data).convert("RGB"), dtype=np.int16)
+
+
+async def test_region_grid_survives_a_restart_and_repaints_only_the_chosen_cells(
+    fake_api: FakeBotApi,
+    tiny_model_dir: Path,
+    write_config: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    fake = fake_api
+    config_path = write_config(tmp_path, telegram_config(fake, tiny_model_dir))
+    bot = await RunningBot.start(fake, config_path)
+    try:
+        user = bot.new_user("Rui")
+        chat = fake.private_chat(user)
+        mark = fake.mark()
+        await fake.send_text(user, chat, "/imagine a red barn --steps 2 --seed 9 --size 96x96")
+        sent = await bot.result_photo(chat["id"], mark)
+        result, before = sent.result, pixels(sent.files["photo"].data)
+        assert {"🖌 Region", "🔍 Zoom out", "⬅️ Left", "🔽 Down"} <= set(button_labels(result))
+
+        mark = await bot.click_button(user, result, "🖌 Region")
+        grid = (await fake.next_call("sendMessage", since=mark, chat_id=chat["id"])).result
+        assert grid["text"].startswith(region.INTRO)
+        assert grid["reply_to_message"]["message_id"] == result["message_id"]
+        rows = grid["reply_markup"]["inline_keyboard"]
+        assert [len(row) for row in rows] == [3, 3, 3, 3]
+
+        mark = await bot.click_button(user, grid, "Repaint")
+        answer = await fake.next_call("answerCallbackQuery", since=mark)
+        assert answer.params["text"] == region.NOTHING_CHOSEN
+
+        mark = await bot.click_button(user, grid, "⬜ 5")
+        await fake.next_call("editMessageText", since=mark, chat_id=chat["id"])
+        assert "✅ 5" in button_labels(fake.current(grid))
+    finally:
+        await bot.stop()
+
+    bot = await RunningBot.start(fake, config_path)
+    try:
+        mark = await bot.click_button(user, grid, "⬜ 4")
+        await fake.next_call("editMessageText", since=mark, chat_id=chat["id"])
+        assert {"✅ 4", "✅ 5"} <= set(button_labels(fake.current(grid)))
+
+        mark = await bot.click_button(user, grid, "Repaint")
+        repainted = await bot.result_photo(chat["id"], mark)
+        after = pixels(repainted.files["photo"].data)
+        mask = np.asarray(canvas.cell_mask(0b11000, 96, 96))
+        assert np.abs(after - before)[mask == 0].max() <= 2
+        assert np.abs(after - before)[mask == 255].mean() > 3
+        assert "a red barn" in repainted.result["caption"]
+
+        mark = await bot.click_button(user, result, "⬅️ Left")
+        panned = await bot.result_photo(chat["id"], mark)
+        wide = pixels(panned.files["photo"].data)
+        assert wide.shape == (96, 144, 3)
+        feather = canvas.feather_width(96, 96)
+        assert np.abs(wide[:, 48 + feather :] - before[:, feather:]).max() <= 2
+
+        mark = await bot.click_button(user, result, "🔍 Zoom out")
+        zoomed = await bot.result_photo(chat["id"], mark)
+        assert pixels(zoomed.files["photo"].data).shape == (96, 96, 3)
+
+        mark = await bot.click_button(user, result, "📄 PNG")
+        document = await fake.next_call("sendDocument", since=mark, chat_id=chat["id"])
+        assert png_parameters(document.files["document"].data).startswith("a red barn")
+
+        mark = await bot.click_button(user, fake.current(grid), "✖️ Cancel")
+        closed = await fake.next_call("editMessageText", since=mark, chat_id=chat["id"])
+        assert closed.result["text"] == region.CLOSED and "reply_markup" not in closed.result
+    finally:
+        await bot.stop()
