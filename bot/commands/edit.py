@@ -20,7 +20,7 @@ from bot.commands import canvas, generation
 from bot.commands.base import Context, JobAccepted, Outcome, Reply
 from bot.commands.generation import ImageSource
 from bot.commands.params import PromptParams
-from bot.records import GenerationRequest, Job, RequestKind
+from bot.records import GenerationRequest, Job, RequestKind, UserSettings
 from bot.validation import BadInput
 
 # The chosen cells are painted afresh, keeping only a little of what was there.
@@ -78,6 +78,7 @@ async def submit_inpaint(
     *,
     parent: tuple[str, int | None] | None = None,
     picture_path: str | None = None,
+    prefs: UserSettings | None = None,
 ) -> Outcome:
     """Check and queue an inpaint of `picture` (saved as an input unless it already is
     one, `picture_path`) under `mask`, at the picture's size."""
@@ -93,7 +94,7 @@ async def submit_inpaint(
     )
     try:
         request = generation.build_request(
-            ctx, kind, params, source=source, require_prompt=False, parent=parent
+            ctx, kind, params, source=source, require_prompt=False, parent=parent, prefs=prefs
         )
     except BadInput as exc:
         return await generation.refuse(ctx, exc)

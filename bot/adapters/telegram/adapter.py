@@ -44,6 +44,7 @@ from bot.commands import (
     buttons,
     cancel,
     imagine,
+    inpaint,
     loras,
     model,
     queue,
@@ -71,6 +72,7 @@ TextCommand = Callable[[Context, str], Awaitable[Outcome]]
 COMMAND_MENU = [
     ("imagine", "Paint a picture: /imagine a red fox --ar 3:2"),
     ("vary", "Vary a picture: send a photo with the caption /vary"),
+    ("inpaint", "Repaint part: reply to a photo with a mask, caption /inpaint"),
     ("avatar", "Build an avatar step by step"),
     ("queue", "Where your pictures are in the queue"),
     ("cancel", "Cancel your latest queued picture"),
@@ -85,6 +87,7 @@ TOO_BIG_FOR_TELEGRAM = "That file is over 20 MB, more than Telegram lets bots do
 # Seconds between attempts to reach Telegram at start: doubling up to the cap.
 CONNECT_BACKOFF_S = (1.0, 60.0)
 _VARY_CAPTION = filters.CaptionRegex(r"^/vary(@\w+)?(\s|$)")
+_INPAINT_CAPTION = filters.CaptionRegex(r"^/inpaint(@\w+)?(\s|$)")
 # Handler group of the unknown-command answer: after every command handler.
 UNKNOWN_GROUP = 1
 
@@ -195,6 +198,12 @@ class TelegramAdapter:
                 new & _VARY_CAPTION & (filters.PHOTO | filters.Document.ALL), self._on_vary
             )
         )
+        app.add_handler(CommandHandler("inpaint", self._on_inpaint, filters=new))
+        app.add_handler(
+            MessageHandler(
+                new & _INPAINT_CAPTION & (filters.PHOTO | filters.Document.ALL), self._on_inpaint
+            )
+        )
         app.add_handler(CommandHandler("avatar", self._on_avatar, filters=new))
         app.add_handler(CallbackQueryHandler(self._on_wizard_click, pattern=wizard.PATTERN))
         self._add_personal_handlers()
@@ -245,6 +254,23 @@ class TelegramAdapter:
             outcome: Outcome = Reply(TOO_BIG_FOR_TELEGRAM, error=True)
         else:
             outcome = await vary.run(ctx, image, command_text(message))
+        await self._answer(outcome, update, message.message_id)
+
+    async def _on_inpaint(self, update: Update, context: CallbackContext) -> None:
+        """The mask is the message's own picture; the picture is the one it replies to."""
+        message, ctx = self._message_context(update)
+        if not addressed_to(message, self.app.bot.username):
+            return
+        bot = self.app.bot
+        mask = picture_of(message, bot)
+        image = picture_of(message.reply_to_message, bot)
+        if image is None and mask is not None:
+            image, mask = mask, None  # a picture with no photo to reply to: no mask yet
+        too_big = [p for p in (image, mask) if p is not None and over_download_limit(p)]
+        if too_big:
+            outcome: Outcome = Reply(TOO_BIG_FOR_TELEGRAM, error=True)
+        else:
+            outcome = await inpaint.run(ctx, image, mask, command_text(message))
         await self._answer(outcome, update, message.message_id)
 
     async def _on_avatar(self, update: Update, context: CallbackContext) -> None:
