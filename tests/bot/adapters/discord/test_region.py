@@ -8,7 +8,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from bot.commands import canvas, region
+from bot.commands import canvas, inpaint, region
 
 from .fake_discord import FakeDiscord, FakeMessage
 from .harness import RunningBot, png_parameters
@@ -88,3 +88,38 @@ async def test_zoom_out_and_pan_buttons(bot: RunningBot, fake: FakeDiscord) -> N
 
     up = await bot.result(await fake.click(result, button(result, "🔼 Up"), alice))
     assert pixels(up.files[0].data).shape == (96, 128, 3)
+
+
+def png_of(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+async def test_inpaint_takes_an_image_and_a_mask(bot: RunningBot, fake: FakeDiscord) -> None:
+    alice = bot.users.alice
+    picture = png_of(Image.new("RGB", (64, 64), "orange"))
+    black = png_of(Image.new("L", (64, 64), 0))
+    refused = await fake.slash(
+        "inpaint",
+        alice,
+        image=fake.upload(picture, "fox.png", "image/png"),
+        mask=fake.upload(black, "mask.png", "image/png"),
+        prompt="a cat",
+    )
+    assert (await bot.private_reply(refused)).content == inpaint.NOTHING_TO_REPAINT
+
+    mask = Image.new("L", (32, 32), 0)
+    mask.paste(255, (0, 0, 16, 32))  # the left half, at half the picture's size
+    asked = await fake.slash(
+        "inpaint",
+        alice,
+        image=fake.upload(picture, "fox.png", "image/png"),
+        mask=fake.upload(png_of(mask), "mask.png", "image/png"),
+        prompt="a cat --steps 2",
+    )
+    result = await bot.result(asked)
+    after = pixels(result.files[0].data)
+    assert after.shape == (64, 64, 3)
+    assert np.abs(after[:, 34:] - np.array([255, 165, 0])).max() <= 2
+    assert png_parameters(result.files[0].data).startswith("a cat")

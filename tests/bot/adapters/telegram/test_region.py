@@ -3,15 +3,24 @@ restart), Repaint, zoom out and pan, through python-telegram-bot and the fake Bo
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from bot.commands import canvas, region
+from bot.commands import canvas, inpaint, region
 
 from .fake_bot_api import FakeBotApi
-from .harness import RunningBot, button_labels, image_of, png_parameters, telegram_config
+from .harness import (
+    RunningBot,
+    button_labels,
+    image_of,
+    png_bytes,
+    png_parameters,
+    telegram_config,
+)
 
 
 def pixels(data: bytes) -> np.ndarray:
@@ -87,3 +96,56 @@ async def test_region_grid_survives_a_restart_and_repaints_only_the_chosen_cells
         assert closed.result["text"] == region.CLOSED and "reply_markup" not in closed.result
     finally:
         await bot.stop()
+
+
+def mask_png(width: int, height: int, white: tuple[int, int, int, int] | None) -> bytes:
+    mask = Image.new("L", (width, height), 0)
+    if white is not None:
+        mask.paste(255, white)
+    out = io.BytesIO()
+    mask.save(out, format="PNG")
+    return out.getvalue()
+
+
+async def test_inpaint_with_the_mask_as_a_reply_to_the_photo(running_bot: RunningBot) -> None:
+    fake = running_bot.fake
+    user = running_bot.new_user("Ines")
+    chat = fake.private_chat(user)
+    photo = await fake.send_photo(user, chat, png_bytes(64, 64, "orange"))
+
+    mark = fake.mark()
+    black = mask_png(64, 64, None)
+    await fake.send_document(
+        user,
+        chat,
+        black,
+        file_name="mask.png",
+        mime_type="image/png",
+        caption="/inpaint a cat",
+        reply_to=photo,
+    )
+    refusal = await fake.next_call("sendMessage", since=mark, chat_id=chat["id"])
+    assert refusal.result["text"] == inpaint.NOTHING_TO_REPAINT
+
+    mark = fake.mark()
+    await fake.send_photo(user, chat, png_bytes(64, 64, "orange"), caption="/inpaint a cat")
+    refusal = await fake.next_call("sendMessage", since=mark, chat_id=chat["id"])
+    assert refusal.result["text"] == inpaint.NO_MASK
+
+    mark = fake.mark()
+    await fake.send_document(
+        user,
+        chat,
+        mask_png(32, 32, (0, 0, 16, 32)),
+        file_name="mask.png",
+        mime_type="image/png",
+        caption="/inpaint a cat --steps 2",
+        reply_to=photo,
+    )
+    result = await running_bot.result_photo(chat["id"], mark)
+    after = pixels(result.files["photo"].data)
+    assert after.shape == (64, 64, 3)
+    assert np.abs(after[:, 34:] - np.array([255, 165, 0])).max() <= 2  # kept: orange
+    assert "a cat" in result.result["caption"]
+    (job,) = [j for j in await running_bot.jobs_of(user) if j.status.painted]
+    assert job.request.kind == "inpaint" and job.request.mask_image is not None
