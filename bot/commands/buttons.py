@@ -7,6 +7,7 @@ after a restart.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from bot.commands import edit, generation, region
@@ -25,7 +26,8 @@ UPSCALE_STRENGTH = 0.3
 INVALID = "That button no longer works. Run the command again."
 
 
-async def run(ctx: Context, data: str) -> Outcome:
+async def run(ctx: Context, data: str, *, prompt: str | None = None) -> Outcome:
+    """Act on a press; `prompt` replaces the job's prompt (a remix)."""
     pressed = decode(data)
     if pressed is None:
         return Reply(INVALID, error=True)
@@ -38,7 +40,9 @@ async def run(ctx: Context, data: str) -> Outcome:
                 "Only the person who asked for it (or an admin) can delete it.", error=True
             )
         return DeleteResult(job.id)
-    if pressed.action == "reroll":
+    if prompt is not None:
+        job = dataclasses.replace(job, request=dataclasses.replace(job.request, prompt=prompt))
+    if pressed.action in ("reroll", "remix"):
         return await _reroll(ctx, job)
     if not job.status.painted or not job.images:
         return Reply("That job has no finished pictures.", error=True)

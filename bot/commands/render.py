@@ -86,6 +86,7 @@ def result_buttons(job: Job) -> list[list[Button]]:
                 Button("🎨 Vary", button_data.encode("vary", job_id, 0)),
                 Button("⬆️ Upscale", button_data.encode("upscale", job_id, 0)),
                 Button("🖌 Region", button_data.encode("region", job_id, 0)),
+                Button("🔀 Remix", button_data.encode("remix", job_id)),
             ],
             edit_buttons(job_id, 0),
             [
@@ -94,7 +95,10 @@ def result_buttons(job: Job) -> list[list[Button]]:
             ],
         ]
     return [
-        [Button("🔁 Re-roll", button_data.encode("reroll", job_id))],
+        [
+            Button("🔁 Re-roll", button_data.encode("reroll", job_id)),
+            Button("🔀 Remix", button_data.encode("remix", job_id)),
+        ],
         [Button(f"V{i + 1}", button_data.encode("vary", job_id, i)) for i in range(count)],
         [Button(f"U{i + 1}", button_data.encode("upscale", job_id, i)) for i in range(count)],
         # Telegram recompresses photos; the original PNGs (with metadata) are here.

@@ -21,11 +21,12 @@ from discord import app_commands
 
 from bot.adapters.discord.origin import DiscordOrigin
 from bot.adapters.discord.panel import PANEL_ITEMS, panel_view
+from bot.adapters.discord.remix import RemixModal
 from bot.adapters.discord.sender import DiscordSender
 from bot.adapters.discord.slash import add_commands, add_personal_commands
 from bot.adapters.discord.surface import InteractionSurface, answer_privately, fit
 from bot.adapters.discord.views import RegionButton, ResultButton, result_view
-from bot.commands import buttons, region, settings, unknown
+from bot.commands import buttons, region, remix, settings, unknown
 from bot.commands.base import Caller, Context, Outcome, Reply
 from bot.config import ConfigError
 from bot.delivery.outcomes import present
@@ -194,6 +195,8 @@ class DiscordAdapter:
         """A result button: its new picture replaces the click's own (public) response,
         a new message under the old one."""
         try:
+            if await self._asked_for_prompt(interaction, custom_id):
+                return
             await self.run_command(interaction, lambda ctx: buttons.run(ctx, custom_id))
         except Exception:
             log.exception("Discord: button %s failed", custom_id)
@@ -204,6 +207,8 @@ class DiscordAdapter:
         a new picture, like a result button."""
         try:
             if not region.edits_in_place(data):
+                if await self._asked_for_prompt(interaction, data):
+                    return
                 await self.run_command(interaction, lambda ctx: region.click(ctx, data))
                 return
             ctx = Context(self.services, self._caller(interaction), {})
@@ -216,6 +221,24 @@ class DiscordAdapter:
             await interaction.response.edit_message(content=fit(outcome.text), view=view)
         except Exception:
             log.exception("Discord: region press %s failed", data)
+            await answer_privately(interaction, SORRY)
+
+    async def _asked_for_prompt(self, interaction: discord.Interaction[Any], data: str) -> bool:
+        """A remix: the press waits for the prompt, edited in a modal (the modal is
+        the interaction's first answer, so it comes before any deferral)."""
+        ask = await remix.ask(Context(self.services, self._caller(interaction), {}), data)
+        if ask is None:
+            return False
+        await interaction.response.send_modal(RemixModal(ask, self.on_remix_submit))
+        return True
+
+    async def on_remix_submit(
+        self, interaction: discord.Interaction[Any], data: str, prompt: str
+    ) -> None:
+        try:
+            await self.run_command(interaction, lambda ctx: remix.run(ctx, data, prompt))
+        except Exception:
+            log.exception("Discord: remix of %s failed", data)
             await answer_privately(interaction, SORRY)
 
     async def on_panel_click(self, interaction: discord.Interaction[Any], data: str) -> None:

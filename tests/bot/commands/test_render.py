@@ -82,7 +82,7 @@ def test_single_result_buttons() -> None:
     rows = render.result_buttons(job)
     labels = [[button.label for button in row] for row in rows]
     assert labels == [
-        ["🔁 Re-roll", "🎨 Vary", "⬆️ Upscale", "🖌 Region"],
+        ["🔁 Re-roll", "🎨 Vary", "⬆️ Upscale", "🖌 Region", "🔀 Remix"],
         ["🔍 Zoom out", "⬅️ Left", "➡️ Right", "🔼 Up", "🔽 Down"],
         ["📄 PNG", "🗑 Delete"],
     ]
@@ -96,7 +96,7 @@ def test_batch_result_buttons() -> None:
     job = make_job(count=4)
     rows = render.result_buttons(job)
     labels = [[button.label for button in row] for row in rows]
-    assert labels[0] == ["🔁 Re-roll"]
+    assert labels[0] == ["🔁 Re-roll", "🔀 Remix"]
     assert labels[1] == ["V1", "V2", "V3", "V4"]
     assert labels[2] == ["U1", "U2", "U3", "U4"]
     assert labels[-1] == ["🗑 Delete"]

@@ -59,6 +59,7 @@ async def test_imagine_answers_within_3_s_then_delivers_the_png(
         "🎨 Vary",
         "⬆️ Upscale",
         "🖌 Region",
+        "🔀 Remix",
         "🔍 Zoom out",
         "⬅️ Left",
         "➡️ Right",
@@ -89,6 +90,7 @@ async def test_count_4_gives_a_grid_and_four_pictures(bot: RunningBot, fake: Fak
     assert all(Image.open(io.BytesIO(f.data)).size == (64, 64) for f in singles)
     assert message.labels == [
         "🔁 Re-roll",
+        "🔀 Remix",
         *(f"V{i}" for i in range(1, 5)),
         *(f"U{i}" for i in range(1, 5)),
         "🗑 Delete",

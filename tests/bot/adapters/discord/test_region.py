@@ -11,6 +11,7 @@ from PIL import Image
 from bot.commands import canvas, inpaint, region
 
 from .fake_discord import FakeDiscord, FakeMessage
+from .fake_routes import modal_inputs
 from .harness import RunningBot, png_parameters
 
 
@@ -123,3 +124,44 @@ async def test_inpaint_takes_an_image_and_a_mask(bot: RunningBot, fake: FakeDisc
     assert after.shape == (64, 64, 3)
     assert np.abs(after[:, 34:] - np.array([255, 165, 0])).max() <= 2
     assert png_parameters(result.files[0].data).startswith("a cat")
+
+
+async def test_remix_asks_for_the_prompt_in_a_prefilled_modal(
+    bot: RunningBot, fake: FakeDiscord
+) -> None:
+    bob = bot.users.bob
+    asked = await fake.slash("imagine", bob, prompt="a red barn", steps=2, model="tiny2")
+    result = await bot.result(asked)
+
+    # Remix off: Re-roll runs at once; 🔀 Remix asks anyway.
+    rerolled = await fake.click(result, button(result, "🔁 Re-roll"), bob)
+    await bot.result(rerolled)
+    assert rerolled.modal is None
+    remixed = await fake.click(result, button(result, "🔀 Remix"), bob)
+    await fake.wait_for(lambda: remixed.callbacks, what="the modal")
+    assert remixed.first_callback is not None and remixed.first_callback["type"] == 9
+    assert remixed.modal is not None and len(remixed.modal["title"]) <= 45
+    assert [i["value"] for i in modal_inputs(remixed.modal)] == ["a red barn"]
+    submitted = await fake.submit_modal(remixed, {"Prompt": "a blue barn"}, bob)
+    painted = await bot.result(submitted)
+    assert png_parameters(painted.files[0].data).startswith("a blue barn")
+
+    # Remix on in /settings: Vary and Repaint ask first.
+    panel = await fake.wait_reply(await fake.slash("settings", bob))
+    pressed = await fake.click(panel, button(panel, "🔀 Remix: off"), bob)
+    await fake.wait_for(lambda: "🔀 Remix: on" in panel.labels, what="remix on")
+    assert pressed.first_callback is not None
+
+    varied = await fake.click(result, button(result, "🎨 Vary"), bob)
+    await fake.wait_for(lambda: varied.modal is not None, what="the modal")
+    painted = await bot.result(await fake.submit_modal(varied, {"Prompt": "a green barn"}, bob))
+    parameters = png_parameters(painted.files[0].data)
+    assert parameters.startswith("a green barn") and "Denoising strength: 0.6" in parameters
+
+    grid = await fake.wait_reply(await fake.click(result, button(result, "🖌 Region"), bob))
+    toggled = await fake.click(grid, button(grid, "⬜ 1"), bob)
+    await fake.wait_for(lambda: toggled.callbacks, what="the toggle")
+    repaint = await fake.click(grid, button(grid, "Repaint"), bob)
+    await fake.wait_for(lambda: repaint.modal is not None, what="the modal")
+    painted = await bot.result(await fake.submit_modal(repaint, {"Prompt": "a barn on fire"}, bob))
+    assert png_parameters(painted.files[0].data).startswith("a barn on fire")
