@@ -52,7 +52,7 @@ async def ask(ctx: Context, data: str) -> RemixAsk | None:
     if pressed is None:
         return None
     if pressed.action == "remix":
-        keep = button_data.encode("reroll", pressed.job_id)
+        keep = KEEP + button_data.encode("reroll", pressed.job_id)
         return await _ask(ctx, pressed.job_id, data, keep, "🔀 Remix")
     if pressed.action in _ASKING and await _remix_on(ctx):
         return await _ask(ctx, pressed.job_id, data, KEEP + data, _ASKING[pressed.action])

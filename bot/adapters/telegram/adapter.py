@@ -26,6 +26,8 @@ from telegram.ext import (
 
 from bot import redaction
 from bot.adapters.telegram import panel, wizard
+from bot.adapters.telegram.editing import TOO_BIG as TOO_BIG_FOR_TELEGRAM
+from bot.adapters.telegram.editing import EditingHandlers
 from bot.adapters.telegram.media import (
     addressed_to,
     command_text,
@@ -44,11 +46,9 @@ from bot.commands import (
     buttons,
     cancel,
     imagine,
-    inpaint,
     loras,
     model,
     queue,
-    region,
     settings,
     unknown,
     vary,
@@ -83,16 +83,14 @@ COMMAND_MENU = [
     ("help", "How to use Atelier"),
 ]
 SOMETHING_WENT_WRONG = "⚠️ Something went wrong there. Please try again."
-TOO_BIG_FOR_TELEGRAM = "That file is over 20 MB, more than Telegram lets bots download."
 # Seconds between attempts to reach Telegram at start: doubling up to the cap.
 CONNECT_BACKOFF_S = (1.0, 60.0)
 _VARY_CAPTION = filters.CaptionRegex(r"^/vary(@\w+)?(\s|$)")
-_INPAINT_CAPTION = filters.CaptionRegex(r"^/inpaint(@\w+)?(\s|$)")
 # Handler group of the unknown-command answer: after every command handler.
 UNKNOWN_GROUP = 1
 
 
-class TelegramAdapter:
+class TelegramAdapter(EditingHandlers):
     def __init__(
         self,
         services: Services,
@@ -198,16 +196,10 @@ class TelegramAdapter:
                 new & _VARY_CAPTION & (filters.PHOTO | filters.Document.ALL), self._on_vary
             )
         )
-        app.add_handler(CommandHandler("inpaint", self._on_inpaint, filters=new))
-        app.add_handler(
-            MessageHandler(
-                new & _INPAINT_CAPTION & (filters.PHOTO | filters.Document.ALL), self._on_inpaint
-            )
-        )
         app.add_handler(CommandHandler("avatar", self._on_avatar, filters=new))
         app.add_handler(CallbackQueryHandler(self._on_wizard_click, pattern=wizard.PATTERN))
         self._add_personal_handlers()
-        app.add_handler(CallbackQueryHandler(self._on_region_click, pattern=f"^{region.PATTERN}$"))
+        self.add_editing_handlers()
         app.add_handler(CallbackQueryHandler(self._on_button))
         # Its own group, so it sees every command, whoever registered which above.
         app.add_handler(
@@ -256,23 +248,6 @@ class TelegramAdapter:
             outcome = await vary.run(ctx, image, command_text(message))
         await self._answer(outcome, update, message.message_id)
 
-    async def _on_inpaint(self, update: Update, context: CallbackContext) -> None:
-        """The mask is the message's own picture; the picture is the one it replies to."""
-        message, ctx = self._message_context(update)
-        if not addressed_to(message, self.app.bot.username):
-            return
-        bot = self.app.bot
-        mask = picture_of(message, bot)
-        image = picture_of(message.reply_to_message, bot)
-        if image is None and mask is not None:
-            image, mask = mask, None  # a picture with no photo to reply to: no mask yet
-        too_big = [p for p in (image, mask) if p is not None and over_download_limit(p)]
-        if too_big:
-            outcome: Outcome = Reply(TOO_BIG_FOR_TELEGRAM, error=True)
-        else:
-            outcome = await inpaint.run(ctx, image, mask, command_text(message))
-        await self._answer(outcome, update, message.message_id)
-
     async def _on_avatar(self, update: Update, context: CallbackContext) -> None:
         message, _ = self._message_context(update)
         assert update.effective_user is not None
@@ -317,28 +292,10 @@ class TelegramAdapter:
 
     async def _on_button(self, update: Update, context: CallbackContext) -> None:
         query, ctx = self._query_context(update)
-        await self._answer_press(query, update, ctx, await buttons.run(ctx, query.data or ""))
-
-    async def _on_region_click(self, update: Update, context: CallbackContext) -> None:
-        """A 🖌 Region grid press: toggles edit the grid in place; Repaint answers with
-        a new picture, like a result button."""
-        query, ctx = self._query_context(update)
         data = query.data or ""
-        outcome = await region.click(ctx, data)
-        if not region.edits_in_place(data) or not isinstance(outcome, Reply) or outcome.error:
-            await self._answer_press(query, update, ctx, outcome)
+        if await self.asked_for_prompt(query, ctx, data):
             return
-        await query.answer()
-        try:
-            await self.app.bot.edit_message_text(
-                fit(outcome.text),
-                chat_id=ctx.origin["chat_id"],
-                message_id=ctx.origin["reply_to"],
-                reply_markup=keyboard(outcome.buttons),
-            )
-        except BadRequest as exc:
-            if "not modified" not in exc.message:  # the same press twice
-                raise
+        await self._answer_press(query, update, ctx, await buttons.run(ctx, data))
 
     async def _answer_press(
         self, query: CallbackQuery, update: Update, ctx: Context, outcome: Outcome

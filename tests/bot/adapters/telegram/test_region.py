@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bot.commands import canvas, inpaint, region
+from bot.commands import canvas, inpaint, region, remix
 
 from .fake_bot_api import FakeBotApi
 from .harness import (
@@ -149,3 +149,58 @@ async def test_inpaint_with_the_mask_as_a_reply_to_the_photo(running_bot: Runnin
     assert "a cat" in result.result["caption"]
     (job,) = [j for j in await running_bot.jobs_of(user) if j.status.painted]
     assert job.request.kind == "inpaint" and job.request.mask_image is not None
+
+
+async def test_remix_asks_with_force_reply_and_offers_to_keep_the_prompt(
+    running_bot: RunningBot,
+) -> None:
+    fake = running_bot.fake
+    user = running_bot.new_user("Remy")
+    chat = fake.private_chat(user)
+    mark = fake.mark()
+    await fake.send_text(user, chat, "/imagine a red barn --steps 2")
+    result = (await running_bot.result_photo(chat["id"], mark)).result
+
+    async def ask(label: str) -> tuple[dict, dict]:
+        mark = await running_bot.click_button(user, result, label)
+        question, keep = await fake.wait_for_calls("sendMessage", 2, since=mark, chat_id=chat["id"])
+        assert question.params["reply_markup"]["force_reply"] is True
+        return question.result, keep.result
+
+    question, keep = await ask("🔀 Remix")
+    assert question["text"].endswith("Now: a red barn")
+    assert button_labels(keep) == [remix.KEEP_LABEL]
+    mark = fake.mark()
+    await fake.send_text(user, chat, "a blue barn", reply_to=question)
+    photo = await running_bot.result_photo(chat["id"], mark)
+    assert photo.result["caption"].startswith("a blue barn")
+    mark = await running_bot.click_button(user, photo.result, "📄 PNG")
+    document = await fake.next_call("sendDocument", since=mark, chat_id=chat["id"])
+    assert png_parameters(document.files["document"].data).startswith("a blue barn")
+    # Someone else's reply, or a second one, paints nothing.
+    mark = fake.mark()
+    await fake.send_text(user, chat, "a barn again", reply_to=question)
+
+    question, keep = await ask("🔀 Remix")
+    mark = await running_bot.click_button(user, keep, remix.KEEP_LABEL)
+    photo = await running_bot.result_photo(chat["id"], mark)
+    assert photo.result["caption"].startswith("a red barn")
+    assert "reply_markup" not in fake.current(keep)  # the button went
+    assert not [
+        c
+        for c in fake.calls_of("sendPhoto", chat_id=chat["id"])
+        if "again" in c.result.get("caption", "")
+    ]
+
+    # Remix on in /settings: 🎨 Vary asks first.
+    mark = fake.mark()
+    await fake.send_text(user, chat, "/settings")
+    panel = (await fake.next_call("sendMessage", since=mark, chat_id=chat["id"])).result
+    mark = await running_bot.click_button(user, panel, "🔀 Remix: off")
+    await fake.next_call("editMessageText", since=mark, chat_id=chat["id"])
+    question, _ = await ask("🎨 Vary")
+    mark = fake.mark()
+    await fake.send_text(user, chat, "a green barn", reply_to=question)
+    photo = await running_bot.result_photo(chat["id"], mark)
+    assert photo.result["caption"].startswith("a green barn")
+    assert "Strength: 0.6" in photo.result["caption"]
