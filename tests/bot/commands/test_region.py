@@ -3,10 +3,14 @@ out and pan, with the painted pixels compared to the original's."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
-from bot.commands import buttons, canvas, imagine, region
+from bot.commands import button_data, buttons, canvas, imagine, region, remix
 from bot.commands.base import Context, JobAccepted, Reply
 from bot.records import Job
 
@@ -140,3 +144,22 @@ async def test_a_pan_past_max_side_is_refused(harness: Harness) -> None:
         "Panning would make the picture 288 px wide; this bot paints at most 256 px a side."
     )
     assert [j.id for j in await harness.jobs_of(ctx)] == [job.id]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    op=st.sampled_from([region.SHOW, region.REPAINT, region.KEEP, region.CANCEL]),
+    job_id=st.text(alphabet="abcdefghijklmnopqrstuvwxyz234567", min_size=10, max_size=40),
+    index=st.integers(0, 3),
+    cells=st.integers(0, canvas.ALL_CELLS),
+)
+def test_grid_data_round_trips_within_telegrams_64_bytes(
+    op: str, job_id: str, index: int, cells: int
+) -> None:
+    data = region.encode(op, job_id, index, cells)
+    assert len(data.encode()) <= 64
+    assert region.decode(data) == region.Press(op, job_id, index, cells)
+    assert button_data.decode(data) is None  # never mistaken for a result button
+    assert region.edits_in_place(data) == (op in (region.SHOW, region.CANCEL))
+    keep = remix.KEEP + buttons.encode("vary", job_id, index)
+    assert len(keep.encode()) <= 64 and re.fullmatch(remix.KEEP_PATTERN, keep)
