@@ -204,3 +204,17 @@ async def test_remix_asks_with_force_reply_and_offers_to_keep_the_prompt(
     photo = await running_bot.result_photo(chat["id"], mark)
     assert photo.result["caption"].startswith("a green barn")
     assert "Strength: 0.6" in photo.result["caption"]
+
+    # ...and so does the grid's Repaint; keeping the prompt repaints at once.
+    mark = await running_bot.click_button(user, result, "🖌 Region")
+    grid = (await fake.next_call("sendMessage", since=mark, chat_id=chat["id"])).result
+    mark = await running_bot.click_button(user, grid, "⬜ 1")
+    await fake.next_call("editMessageText", since=mark, chat_id=chat["id"])
+    mark = await running_bot.click_button(user, fake.current(grid), "Repaint")
+    question, keep = await fake.wait_for_calls("sendMessage", 2, since=mark, chat_id=chat["id"])
+    assert "Repaint" in question.result["text"]
+    mark = await running_bot.click_button(user, keep.result, remix.KEEP_LABEL)
+    photo = await running_bot.result_photo(chat["id"], mark)
+    assert photo.result["caption"].startswith("a red barn")
+    jobs = await running_bot.jobs_of(user)
+    assert [j.request.kind for j in jobs if j.request.kind == "inpaint"] == ["inpaint"]
