@@ -62,6 +62,7 @@ async def ask(ctx: Context, data: str) -> RemixAsk | None:
 async def run(ctx: Context, data: str, prompt: str | None = None) -> Outcome:
     """Press `data` with `prompt` in place of the job's (None: keep the job's)."""
     data = data.removeprefix(KEEP)
+    prompt = (prompt or "").strip() or None  # a blank answer keeps the prompt
     if region.decode(data) is not None:
         return await region.click(ctx, data, prompt)
     return await buttons.run(ctx, data, prompt=prompt)

@@ -21,7 +21,7 @@ from discord import app_commands
 
 from bot.adapters.discord.origin import DiscordOrigin
 from bot.adapters.discord.panel import PANEL_ITEMS, panel_view
-from bot.adapters.discord.remix import RemixModal
+from bot.adapters.discord.remix import remix_modal, submitted
 from bot.adapters.discord.sender import DiscordSender
 from bot.adapters.discord.slash import add_commands, add_personal_commands
 from bot.adapters.discord.surface import InteractionSurface, answer_privately, fit
@@ -51,6 +51,7 @@ class AtelierClient(discord.Client):
         on_button: Callable[[discord.Interaction[Any], str], Awaitable[None]],
         on_panel_click: Callable[[discord.Interaction[Any], str], Awaitable[None]],
         on_region: Callable[[discord.Interaction[Any], str], Awaitable[None]],
+        on_modal: Callable[[discord.Interaction[Any]], Awaitable[None]],
         **options: Any,
     ) -> None:
         # Only the guilds intent: nothing privileged, no message content.
@@ -58,7 +59,11 @@ class AtelierClient(discord.Client):
         self.on_result_button = on_button
         self.on_panel_click = on_panel_click
         self.on_region_button = on_region
+        self.on_modal = on_modal
         self.tree: app_commands.CommandTree[AtelierClient] = app_commands.CommandTree(self)
+
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        await self.on_modal(interaction)
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(ResultButton, RegionButton, *PANEL_ITEMS)
@@ -98,6 +103,7 @@ class DiscordAdapter:
             self.on_button,
             self.on_panel_click,
             self.on_region,
+            self.on_interaction,
             guild_ready_timeout=self._guild_ready_timeout,
         )
         self.client = client
@@ -229,12 +235,15 @@ class DiscordAdapter:
         ask = await remix.ask(Context(self.services, self._caller(interaction), {}), data)
         if ask is None:
             return False
-        await interaction.response.send_modal(RemixModal(ask, self.on_remix_submit))
+        await interaction.response.send_modal(remix_modal(ask))
         return True
 
-    async def on_remix_submit(
-        self, interaction: discord.Interaction[Any], data: str, prompt: str
-    ) -> None:
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        """Every interaction passes here; a remix modal's submit paints its prompt."""
+        found = submitted(interaction)
+        if found is None:
+            return
+        data, prompt = found
         try:
             await self.run_command(interaction, lambda ctx: remix.run(ctx, data, prompt))
         except Exception:

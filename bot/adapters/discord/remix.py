@@ -1,9 +1,13 @@
 """Remix on Discord: a modal prefilled with the prompt, opened instead of running a
-press when the press asks for a new prompt (`bot.commands.remix.ask`)."""
+press when the press asks for a new prompt (`bot.commands.remix.ask`).
+
+The modal's custom_id carries the press (`remix:DATA`), and its submit is read from
+the interaction itself (`submitted`), not from discord.py's memory of open modals: a
+modal filled in across a restart still paints.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import discord
@@ -13,23 +17,38 @@ from bot.commands.remix import RemixAsk
 # Discord: a modal's title is at most 45 characters, a text input's value 4,000.
 MAX_VALUE = 4000
 TITLE = "🔀 Remix: edit the prompt"
-OnSubmit = Callable[[discord.Interaction[Any], str, str], Awaitable[None]]
+PREFIX = "remix:"
+_INPUT_ID = "prompt"
 
 
-class RemixModal(discord.ui.Modal):
-    def __init__(self, ask: RemixAsk, on_submit: OnSubmit) -> None:
-        # The press's data in the modal's id: what the submit runs.
-        super().__init__(title=TITLE, timeout=None, custom_id=f"remix:{ask.data}")
-        self.data = ask.data
-        self.prompt: discord.ui.TextInput[Any] = discord.ui.TextInput(
+def remix_modal(ask: RemixAsk) -> discord.ui.Modal:
+    modal = discord.ui.Modal(title=TITLE, timeout=None, custom_id=f"{PREFIX}{ask.data}")
+    modal.add_item(
+        discord.ui.TextInput(
             label="Prompt",
+            custom_id=_INPUT_ID,
             style=discord.TextStyle.paragraph,
             default=ask.prompt[:MAX_VALUE] or None,
             max_length=MAX_VALUE,
             required=True,
         )
-        self.add_item(self.prompt)
-        self._on_submit = on_submit
+    )
+    # Finished before it is sent, so discord.py does not keep it: every submit,
+    # before or after a restart, arrives through `submitted`.
+    modal.stop()
+    return modal
 
-    async def on_submit(self, interaction: discord.Interaction[Any], /) -> None:
-        await self._on_submit(interaction, self.data, self.prompt.value)
+
+def submitted(interaction: discord.Interaction[Any]) -> tuple[str, str] | None:
+    """(press data, prompt) of a remix modal's submit; None for anything else."""
+    if interaction.type is not discord.InteractionType.modal_submit or not interaction.data:
+        return None
+    custom_id = str(interaction.data.get("custom_id", ""))
+    if not custom_id.startswith(PREFIX):
+        return None
+    for component in interaction.data.get("components", []):
+        inner = component.get("components") or [component.get("component") or {}]
+        for item in inner:
+            if item.get("custom_id") == _INPUT_ID:
+                return custom_id.removeprefix(PREFIX), str(item.get("value") or "")
+    return None

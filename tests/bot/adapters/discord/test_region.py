@@ -154,6 +154,7 @@ async def test_remix_asks_for_the_prompt_in_a_prefilled_modal(
 
     varied = await fake.click(result, button(result, "🎨 Vary"), bob)
     await fake.wait_for(lambda: varied.modal is not None, what="the modal")
+    await bot.restart()  # the modal is still open on the user's screen
     painted = await bot.result(await fake.submit_modal(varied, {"Prompt": "a green barn"}, bob))
     parameters = png_parameters(painted.files[0].data)
     assert parameters.startswith("a green barn") and "Denoising strength: 0.6" in parameters
