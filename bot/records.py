@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-RequestKind = Literal["imagine", "vary", "avatar", "upscale", "plot"]
+RequestKind = Literal["imagine", "vary", "avatar", "upscale", "plot", "inpaint", "zoom", "pan"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,8 @@ class GenerationRequest:
     # img2img input, stored under the data folder (relative path); None for text2img.
     init_image: str | None = None
     strength: float | None = None
+    # Inpaint mask (white = repaint) under the data folder; None: no mask.
+    mask_image: str | None = None
     # The job and picture index this one was made from (re-roll, vary, upscale).
     parent_job: str | None = None
     parent_index: int | None = None

@@ -240,7 +240,8 @@ class Store:
             (JobStatus.QUEUED.value, JobStatus.RUNNING.value),
         ) as cursor:
             requests = [GenerationRequest.from_json(row[0]) async for row in cursor]
-        return {request.init_image for request in requests if request.init_image}
+        paths = {request.init_image for request in requests if request.init_image}
+        return paths | {request.mask_image for request in requests if request.mask_image}
 
     # The outbox
 

@@ -11,12 +11,28 @@ from dataclasses import dataclass
 
 # Telegram's callback_data limit; Discord's custom_id allows 100.
 MAX_BYTES = 64
-ACTIONS = {"reroll": "r", "vary": "v", "upscale": "u", "png": "p", "delete": "d"}
-# A /plot: one cell's picture, or all of them in one file.
-ACTIONS |= {"cell": "c", "cells": "k"}
+ACTIONS = {
+    "reroll": "r",
+    "vary": "v",
+    "upscale": "u",
+    "png": "p",
+    "delete": "d",
+    # The editing loop (bot/commands/region.py, edit.py): open the region picker,
+    # zoom out, pan one way, and re-roll with an edited prompt.
+    "region": "g",
+    "zoom": "z",
+    "left": "pl",
+    "right": "pr",
+    "up": "pu",
+    "down": "pd",
+    "remix": "m",
+    # A /plot: one cell's picture, or all of them in one file.
+    "cell": "c",
+    "cells": "k",
+}
 _CODES = {code: action for action, code in ACTIONS.items()}
 # Discord adapters can match their persistent buttons' custom_id with this.
-PATTERN = r"(?P<code>[rvupdck]):(?P<job>[A-Za-z0-9_-]{1,40})(?::(?P<index>\d{1,2}))?"
+PATTERN = r"(?P<code>[rvupdgzmck]|p[lrud]):(?P<job>[A-Za-z0-9_-]{1,40})(?::(?P<index>\d{1,2}))?"
 _DATA = re.compile(rf"^{PATTERN}$")
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from bot.commands import generation, plot
+from bot.commands import edit, generation, plot, region
 from bot.commands.base import Context, DeleteResult, Outcome, Reply, SendFile
 from bot.commands.button_data import ButtonData, decode
 from bot.commands.button_data import encode as encode
+from bot.commands.edit import expired as expired
+from bot.commands.edit import params_of as _params_of
 from bot.commands.generation import ImageSource
-from bot.commands.params import PromptParams
 from bot.records import GenerationRequest, Job
 from bot.validation import MIN_SIDE, BadInput
 
@@ -25,7 +26,8 @@ UPSCALE_STRENGTH = 0.3
 INVALID = "That button no longer works. Run the command again."
 
 
-async def run(ctx: Context, data: str) -> Outcome:
+async def run(ctx: Context, data: str, *, prompt: str | None = None) -> Outcome:
+    """Act on a press; `prompt` replaces the job's prompt (a remix)."""
     pressed = decode(data)
     if pressed is None:
         return Reply(INVALID, error=True)
@@ -38,7 +40,9 @@ async def run(ctx: Context, data: str) -> Outcome:
                 "Only the person who asked for it (or an admin) can delete it.", error=True
             )
         return DeleteResult(job.id)
-    if pressed.action == "reroll":
+    if prompt is not None:
+        job = dataclasses.replace(job, request=dataclasses.replace(job.request, prompt=prompt))
+    if pressed.action in ("reroll", "remix"):
         return await _reroll(ctx, job)
     if pressed.action in ("cell", "cells"):
         if pressed.action == "cells" or pressed.index is None:
@@ -51,6 +55,10 @@ async def run(ctx: Context, data: str) -> Outcome:
         return Reply(INVALID, error=True)
     if pressed.action == "png":
         return _png(ctx, job, index)
+    if pressed.action == "region":
+        return await region.open_grid(ctx, job, index)
+    if pressed.action == "zoom" or pressed.action in edit.PAN_ACTIONS:
+        return await edit.outpaint(ctx, job, index, pressed.action)
     return await _img2img(ctx, job, pressed, index)
 
 
@@ -60,7 +68,11 @@ async def _reroll(ctx: Context, job: Job) -> Outcome:
     source = None
     if request.init_image is not None:
         source = ImageSource(
-            request.init_image, request.width, request.height, request.strength or VARY_STRENGTH
+            request.init_image,
+            request.width,
+            request.height,
+            request.strength or VARY_STRENGTH,
+            request.mask_image,
         )
     params = _params_of(request, size=f"{request.width}x{request.height}", count=request.count)
     try:
@@ -101,26 +113,6 @@ async def _img2img(ctx: Context, job: Job, pressed: ButtonData, index: int) -> O
     except BadInput as exc:
         return await generation.refuse(ctx, exc)
     return await generation.submit(ctx, new)
-
-
-def expired(ctx: Context) -> str:
-    """A result whose files retention (or an admin) deleted."""
-    days = ctx.services.config.storage.keep_days
-    kept = f" (pictures are kept for {days:g} days)" if days > 0 else ""
-    return f"This picture has expired{kept}."
-
-
-def _params_of(request: GenerationRequest, **values: object) -> PromptParams:
-    """The stored request as options, so it goes through the same checks again."""
-    params = PromptParams(
-        prompt=request.prompt,
-        negative=request.negative,
-        steps=request.steps,
-        cfg=request.cfg,
-        sampler=request.sampler,
-        model=request.model,
-    )
-    return dataclasses.replace(params, **values)
 
 
 def _upscaled_size(request: GenerationRequest, max_side: int) -> tuple[int, int]:

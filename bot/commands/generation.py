@@ -63,6 +63,7 @@ class ImageSource:
     width: int  # the size to generate at unless the user names one
     height: int
     strength: float  # used unless the user names one
+    mask: str | None = None  # inpaint mask under the data folder (white = repaint)
 
 
 def is_sampler(name: str) -> bool:
@@ -217,6 +218,7 @@ def build_request(
         sampler=sampler,
         count=count,
         init_image=source.path if source is not None else None,
+        mask_image=source.mask if source is not None else None,
         strength=strength,
         parent_job=parent[0] if parent else None,
         parent_index=parent[1] if parent else None,

@@ -17,6 +17,7 @@ def help_text(ctx: Context) -> str:
         "/imagine a red fox at dusk, oil painting",
         "/imagine a castle --ar 16:9 --steps 30 --no blurry, text",
         "/vary — attach a picture (or reply to one), optionally with a prompt",
+        "/inpaint — a picture and a mask (white = repaint); Telegram: the mask as a reply",
         "/avatar — build a profile picture step by step",
         f"/plot a castle --x steps=10,20 --y cfg=4,7 — compare in one grid "
         f"(kinds: seed steps cfg sampler model size strength prompt; "
@@ -35,14 +36,16 @@ def help_text(ctx: Context) -> str:
         '--sampler "Euler a" (which ones depends on the model)',
         "--no things to avoid (up to the next option)",
         f"--model NAME ({models})",
-        f"--strength N for /vary ({STRENGTH_RANGE[0]:g}–{STRENGTH_RANGE[1]:g})",
+        f"--strength N for /vary, /inpaint ({STRENGTH_RANGE[0]:g}–{STRENGTH_RANGE[1]:g})",
         "",
         "{red|blue} picks one variant at random (the same again with the same --seed).",
         "(word:1.3) weighs a word more, [word] less; <lora:NAME:0.8> adds a LoRA.",
         f"Prompts: up to {limits.max_prompt_chars:,} characters. "
         f"Limits: {limits.jobs_per_minute} jobs a minute, "
         f"{limits.max_queued_per_user} waiting at once.",
-        "Under each picture: 🔁 Re-roll, 🎨 Vary, ⬆️ Upscale, 📄 PNG, 🗑 Delete.",
+        "Under each picture: 🔁 Re-roll, 🎨 Vary, ⬆️ Upscale, 📄 PNG, 🗑 Delete,",
+        "🖌 Region (repaint chosen cells), 🔀 Remix (a new prompt), 🔍 Zoom out, and",
+        "⬅️ ➡️ 🔼 🔽 to extend it. Remix on in /settings: Re-roll and Vary ask first.",
     ]
     if ctx.caller.is_admin:
         lines.append("Admins: /model NAME switches the model, /ban and /unban a user.")

@@ -97,17 +97,41 @@ def result_buttons(job: Job) -> list[list[Button]]:
                 Button("🔁 Re-roll", button_data.encode("reroll", job_id)),
                 Button("🎨 Vary", button_data.encode("vary", job_id, 0)),
                 Button("⬆️ Upscale", button_data.encode("upscale", job_id, 0)),
+                Button("🖌 Region", button_data.encode("region", job_id, 0)),
+                Button("🔀 Remix", button_data.encode("remix", job_id)),
             ],
+            edit_buttons(job_id, 0),
             [
                 Button("📄 PNG", button_data.encode("png", job_id, 0)),
                 Button("🗑 Delete", button_data.encode("delete", job_id)),
             ],
         ]
     return [
-        [Button("🔁 Re-roll", button_data.encode("reroll", job_id))],
+        [
+            Button("🔁 Re-roll", button_data.encode("reroll", job_id)),
+            Button("🔀 Remix", button_data.encode("remix", job_id)),
+        ],
         [Button(f"V{i + 1}", button_data.encode("vary", job_id, i)) for i in range(count)],
         [Button(f"U{i + 1}", button_data.encode("upscale", job_id, i)) for i in range(count)],
         # Telegram recompresses photos; the original PNGs (with metadata) are here.
         [Button(f"📄 {i + 1}", button_data.encode("png", job_id, i)) for i in range(count)],
         [Button("🗑 Delete", button_data.encode("delete", job_id))],
+    ]
+
+
+# The editing loop's outpainting buttons (`bot/commands/edit.py`); `⬆️` stays Upscale's.
+OUTPAINT_LABELS = {
+    "zoom": "🔍 Zoom out",
+    "left": "⬅️ Left",
+    "right": "➡️ Right",
+    "up": "🔼 Up",
+    "down": "🔽 Down",
+}
+
+
+def edit_buttons(job_id: str, index: int) -> list[Button]:
+    """Zoom out and pan for one picture: one row of five (Discord's widest)."""
+    return [
+        Button(label, button_data.encode(action, job_id, index))
+        for action, label in OUTPAINT_LABELS.items()
     ]

@@ -7,6 +7,8 @@ import contextlib
 import dataclasses
 import logging
 
+from PIL import Image
+
 from bot.commands import generation, params, settings
 from bot.commands.base import Context, ImageInput, JobAccepted, Outcome, Reply
 from bot.commands.generation import ImageSource
@@ -24,6 +26,30 @@ def _too_big(size: int, limit_mb: float) -> str:
     return f"That picture is {size / 1_000_000:.1f} MB; the limit is {limit_mb:g} MB."
 
 
+def check_attachment(ctx: Context, image: ImageInput) -> None:
+    """Refused before downloading a byte when the platform tells type or size."""
+    limit_mb = ctx.services.config.limits.max_attachment_mb
+    if image.content_type is not None and not image.content_type.startswith("image/"):
+        raise BadInput(NOT_A_PICTURE)
+    if image.size is not None and image.size > int(limit_mb * 1_000_000):
+        raise BadInput(_too_big(image.size, limit_mb))
+
+
+async def fetch_picture(ctx: Context, image: ImageInput) -> Image.Image:
+    """Download and decode an attachment safely (RGB, within max_side); BadInput with
+    the reason otherwise. The caller has already run `check_attachment`."""
+    config = ctx.services.config
+    try:
+        data = await image.download()
+    except Exception as exc:  # each platform raises its own errors (HTTP, network, OS)
+        # Only the type: a Telegram file URL, which an error may quote, holds the token.
+        log.warning("downloading %r failed: %s", image.filename, type(exc).__name__)
+        raise BadInput(DOWNLOAD_FAILED) from None
+    if len(data) > int(config.limits.max_attachment_mb * 1_000_000):
+        raise BadInput(_too_big(len(data), config.limits.max_attachment_mb))
+    return await asyncio.to_thread(decode_image, data, max_side=config.limits.max_side)
+
+
 async def run(
     ctx: Context, image: ImageInput | None, text: str = "", strength: float | None = None
 ) -> Outcome:
@@ -31,12 +57,10 @@ async def run(
     if image is None:
         return Reply(NO_PICTURE, error=True)
     config = ctx.services.config
-    limit_bytes = int(config.limits.max_attachment_mb * 1_000_000)
-    if image.content_type is not None and not image.content_type.startswith("image/"):
-        return Reply(NOT_A_PICTURE, error=True)
-    # Refused before downloading a byte when the platform tells the size.
-    if image.size is not None and image.size > limit_bytes:
-        return Reply(_too_big(image.size, config.limits.max_attachment_mb), error=True)
+    try:
+        check_attachment(ctx, image)
+    except BadInput as exc:
+        return Reply(str(exc), error=True)
     path, relative = generation.new_input_path(config.data_dir)
     prefs = await settings.user_settings(ctx)
     try:
@@ -56,15 +80,7 @@ async def run(
         return await generation.refuse(ctx, exc)
 
     try:
-        data = await image.download()
-    except Exception as exc:  # each platform raises its own errors (HTTP, network, OS)
-        # Only the type: a Telegram file URL, which an error may quote, holds the token.
-        log.warning("downloading %r failed: %s", image.filename, type(exc).__name__)
-        return Reply(DOWNLOAD_FAILED, error=True)
-    if len(data) > limit_bytes:
-        return Reply(_too_big(len(data), config.limits.max_attachment_mb), error=True)
-    try:
-        picture = await asyncio.to_thread(decode_image, data, max_side=config.limits.max_side)
+        picture = await fetch_picture(ctx, image)
     except BadInput as exc:
         return await generation.refuse(ctx, exc)
     if parsed.size is None:

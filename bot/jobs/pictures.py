@@ -16,7 +16,9 @@ from bot.validation import SEED_MAX
 from engine.types import GeneratedImage, ImageSpec
 
 
-def spec_template(request: GenerationRequest, init_image: bytes | None) -> ImageSpec:
+def spec_template(
+    request: GenerationRequest, init_image: bytes | None, mask_image: bytes | None = None
+) -> ImageSpec:
     """The request's first picture; the others differ only in seed."""
     spec = ImageSpec(
         prompt=request.prompt,
@@ -28,6 +30,7 @@ def spec_template(request: GenerationRequest, init_image: bytes | None) -> Image
         height=request.height,
         sampler=request.sampler,
         init_image=init_image,
+        mask_image=mask_image,
     )
     # Text2img requests carry no strength; the engine's default then stands (unused).
     if request.strength is None:
@@ -43,7 +46,10 @@ async def image_specs(request: GenerationRequest, data_dir: Path) -> list[ImageS
     init_image = None
     if request.init_image is not None:
         init_image = await asyncio.to_thread((data_dir / request.init_image).read_bytes)
-    first = spec_template(request, init_image)
+    mask_image = None
+    if request.mask_image is not None:
+        mask_image = await asyncio.to_thread((data_dir / request.mask_image).read_bytes)
+    first = spec_template(request, init_image, mask_image)
     return [
         dataclasses.replace(first, seed=(request.seed + n) % (SEED_MAX + 1))
         for n in range(request.count)
@@ -76,7 +82,8 @@ def batch_key(request: GenerationRequest) -> tuple[object, ...]:
     """Requests with equal keys (and models) can share one engine call."""
     # Only whether there is an input picture matters to the key, not its bytes.
     placeholder = b"" if request.init_image is not None else None
-    return spec_template(request, placeholder).batch_key()
+    mask = b"" if request.mask_image is not None else None
+    return spec_template(request, placeholder, mask).batch_key()
 
 
 async def save_pictures(

@@ -297,3 +297,18 @@ async def test_user_settings_survive_a_reopen_and_all_defaults_leave_no_row(
     with sqlite3.connect(path) as raw:
         keys = [row[0] for row in raw.execute("SELECT user_key FROM user_settings")]
     assert keys == ["discord:1"]
+
+
+async def test_inputs_in_use_include_the_masks_of_waiting_jobs(store: Store) -> None:
+    edit = request(kind="inpaint", init_image="inputs/canvas.png", mask_image="inputs/mask.png")
+    waiting = dataclasses.replace(job(), request=edit)
+    done = dataclasses.replace(
+        job(),
+        request=dataclasses.replace(edit, init_image="inputs/old.png", mask_image="inputs/m2.png"),
+        status=JobStatus.DONE,
+    )
+    for saved in (waiting, done):
+        await store.add_job(saved)
+    assert await store.inputs_in_use() == {"inputs/canvas.png", "inputs/mask.png"}
+    loaded = await store.get_job(waiting.id)
+    assert loaded is not None and loaded.request.mask_image == "inputs/mask.png"

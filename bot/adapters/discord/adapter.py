@@ -21,12 +21,13 @@ from discord import app_commands
 
 from bot.adapters.discord.origin import DiscordOrigin
 from bot.adapters.discord.panel import PANEL_ITEMS, panel_view
+from bot.adapters.discord.remix import remix_modal, submitted
 from bot.adapters.discord.sender import DiscordSender
 from bot.adapters.discord.slash import add_commands, add_personal_commands
 from bot.adapters.discord.surface import InteractionSurface, answer_privately, fit
-from bot.adapters.discord.views import ResultButton
-from bot.commands import buttons, settings, unknown
-from bot.commands.base import Caller, Context, Outcome
+from bot.adapters.discord.views import RegionButton, ResultButton, result_view
+from bot.commands import buttons, region, remix, settings, unknown
+from bot.commands.base import Caller, Context, Outcome, Reply
 from bot.config import ConfigError
 from bot.delivery.outcomes import present
 
@@ -49,16 +50,23 @@ class AtelierClient(discord.Client):
         self,
         on_button: Callable[[discord.Interaction[Any], str], Awaitable[None]],
         on_panel_click: Callable[[discord.Interaction[Any], str], Awaitable[None]],
+        on_region: Callable[[discord.Interaction[Any], str], Awaitable[None]],
+        on_modal: Callable[[discord.Interaction[Any]], Awaitable[None]],
         **options: Any,
     ) -> None:
         # Only the guilds intent: nothing privileged, no message content.
         super().__init__(intents=discord.Intents(guilds=True), **options)
         self.on_result_button = on_button
         self.on_panel_click = on_panel_click
+        self.on_region_button = on_region
+        self.on_modal = on_modal
         self.tree: app_commands.CommandTree[AtelierClient] = app_commands.CommandTree(self)
 
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        await self.on_modal(interaction)
+
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(ResultButton, *PANEL_ITEMS)
+        self.add_dynamic_items(ResultButton, RegionButton, *PANEL_ITEMS)
 
 
 class DiscordAdapter:
@@ -92,7 +100,11 @@ class DiscordAdapter:
         if not settings.token:
             raise ConfigError("[discord] is enabled but no token: set $DISCORD_TOKEN")
         client = AtelierClient(
-            self.on_button, self.on_panel_click, guild_ready_timeout=self._guild_ready_timeout
+            self.on_button,
+            self.on_panel_click,
+            self.on_region,
+            self.on_interaction,
+            guild_ready_timeout=self._guild_ready_timeout,
         )
         self.client = client
         add_commands(client.tree, self.run_command, self.services)
@@ -189,9 +201,53 @@ class DiscordAdapter:
         """A result button: its new picture replaces the click's own (public) response,
         a new message under the old one."""
         try:
+            if await self._asked_for_prompt(interaction, custom_id):
+                return
             await self.run_command(interaction, lambda ctx: buttons.run(ctx, custom_id))
         except Exception:
             log.exception("Discord: button %s failed", custom_id)
+            await answer_privately(interaction, SORRY)
+
+    async def on_region(self, interaction: discord.Interaction[Any], data: str) -> None:
+        """A 🖌 Region grid press: toggles edit the grid in place; Repaint answers with
+        a new picture, like a result button."""
+        try:
+            if not region.edits_in_place(data):
+                if await self._asked_for_prompt(interaction, data):
+                    return
+                await self.run_command(interaction, lambda ctx: region.click(ctx, data))
+                return
+            ctx = Context(self.services, self._caller(interaction), {})
+            outcome = await region.click(ctx, data)
+            if not isinstance(outcome, Reply) or outcome.error:
+                text = outcome.text if isinstance(outcome, Reply) else SORRY
+                await answer_privately(interaction, text)
+                return
+            view = result_view(outcome.buttons) if outcome.buttons else None
+            await interaction.response.edit_message(content=fit(outcome.text), view=view)
+        except Exception:
+            log.exception("Discord: region press %s failed", data)
+            await answer_privately(interaction, SORRY)
+
+    async def _asked_for_prompt(self, interaction: discord.Interaction[Any], data: str) -> bool:
+        """A remix: the press waits for the prompt, edited in a modal (the modal is
+        the interaction's first answer, so it comes before any deferral)."""
+        ask = await remix.ask(Context(self.services, self._caller(interaction), {}), data)
+        if ask is None:
+            return False
+        await interaction.response.send_modal(remix_modal(ask))
+        return True
+
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        """Every interaction passes here; a remix modal's submit paints its prompt."""
+        found = submitted(interaction)
+        if found is None:
+            return
+        data, prompt = found
+        try:
+            await self.run_command(interaction, lambda ctx: remix.run(ctx, data, prompt))
+        except Exception:
+            log.exception("Discord: remix of %s failed", data)
             await answer_privately(interaction, SORRY)
 
     async def on_panel_click(self, interaction: discord.Interaction[Any], data: str) -> None:

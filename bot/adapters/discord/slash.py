@@ -13,7 +13,19 @@ from typing import TYPE_CHECKING, Any, Literal
 import discord
 from discord import app_commands
 
-from bot.commands import admin, cancel, imagine, loras, model, plot, queue, settings, vary, whoami
+from bot.commands import (
+    admin,
+    cancel,
+    imagine,
+    inpaint,
+    loras,
+    model,
+    plot,
+    queue,
+    settings,
+    vary,
+    whoami,
+)
 from bot.commands import avatar as avatar_command
 from bot.commands import help as usage
 from bot.commands.base import Context, ImageInput, Outcome, Reply
@@ -140,6 +152,24 @@ def add_commands(
     ) -> None:
         source = ImageInput(image.filename, image.size, image.content_type, image.read)
         await run(interaction, lambda ctx: vary.run(ctx, source, prompt or "", strength))
+
+    @tree.command(name="inpaint", description="Repaint the white part of a mask over a picture")
+    @app_commands.describe(
+        image="The picture to repaint part of",
+        mask="White where to repaint, black where to keep (scaled to the picture)",
+        prompt="What to paint there (optional)",
+        strength="How much of the masked part changes: 0.05 a little, 1 everything",
+    )
+    async def inpaint_command(
+        interaction: discord.Interaction[Any],
+        image: discord.Attachment,
+        mask: discord.Attachment,
+        prompt: str | None = None,
+        strength: Strength | None = None,
+    ) -> None:
+        picture = ImageInput(image.filename, image.size, image.content_type, image.read)
+        drawn = ImageInput(mask.filename, mask.size, mask.content_type, mask.read)
+        await run(interaction, lambda ctx: inpaint.run(ctx, picture, drawn, prompt or "", strength))
 
     tree.add_command(_avatar_command(run_command, services.presets.steps))
 

@@ -10,12 +10,13 @@ from typing import Any, Protocol, cast
 
 import discord
 
-from bot.commands import button_data
+from bot.commands import button_data, region
 from bot.commands.base import Button
 
 
 class _HandlesButtons(Protocol):
     on_result_button: Callable[[discord.Interaction[Any], str], Awaitable[None]]
+    on_region_button: Callable[[discord.Interaction[Any], str], Awaitable[None]]
 
 
 # Discord shows at most 5 rows of 5 buttons on a message.
@@ -47,13 +48,39 @@ class ResultButton(
         await client.on_result_button(interaction, self.custom_id)
 
 
+class RegionButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=re.compile(region.PATTERN),
+):
+    """A press on a 🖌 Region grid: the selection is in the custom_id."""
+
+    def __init__(self, data: str, label: str = "") -> None:
+        super().__init__(discord.ui.Button(label=label or None, custom_id=data, style=_style(data)))
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> RegionButton:
+        label = item.label if isinstance(item, discord.ui.Button) else None
+        return cls(match.string, label or "")
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        client = cast(_HandlesButtons, interaction.client)
+        await client.on_region_button(interaction, self.custom_id)
+
+
 def result_view(rows: list[list[Button]]) -> discord.ui.View:
     """The buttons `render.result_buttons` chose, laid out row by row."""
     view = discord.ui.View(timeout=None)
     shown = [[b for b in row if _action(b.data) not in _HIDDEN_ACTIONS] for row in rows]
     for row_index, row in enumerate([row for row in shown if row][:MAX_ROWS]):
         for button in row:
-            item = ResultButton(button.data, button.label)
+            kind = RegionButton if region.is_region_data(button.data) else ResultButton
+            item = kind(button.data, button.label)
             item.row = row_index
             view.add_item(item)
     return view

@@ -26,6 +26,8 @@ from telegram.ext import (
 
 from bot import redaction
 from bot.adapters.telegram import panel, wizard
+from bot.adapters.telegram.editing import TOO_BIG as TOO_BIG_FOR_TELEGRAM
+from bot.adapters.telegram.editing import EditingHandlers
 from bot.adapters.telegram.media import (
     addressed_to,
     command_text,
@@ -72,6 +74,7 @@ TextCommand = Callable[[Context, str], Awaitable[Outcome]]
 COMMAND_MENU = [
     ("imagine", "Paint a picture: /imagine a red fox --ar 3:2"),
     ("vary", "Vary a picture: send a photo with the caption /vary"),
+    ("inpaint", "Repaint part: reply to a photo with a mask, caption /inpaint"),
     ("avatar", "Build an avatar step by step"),
     ("plot", "Compare settings in a grid: /plot a fox --x steps=10,20"),
     ("queue", "Where your pictures are in the queue"),
@@ -83,7 +86,6 @@ COMMAND_MENU = [
     ("help", "How to use Atelier"),
 ]
 SOMETHING_WENT_WRONG = "⚠️ Something went wrong there. Please try again."
-TOO_BIG_FOR_TELEGRAM = "That file is over 20 MB, more than Telegram lets bots download."
 # Seconds between attempts to reach Telegram at start: doubling up to the cap.
 CONNECT_BACKOFF_S = (1.0, 60.0)
 _VARY_CAPTION = filters.CaptionRegex(r"^/vary(@\w+)?(\s|$)")
@@ -92,7 +94,7 @@ _PLOT_CAPTION = filters.CaptionRegex(r"^/plot(@\w+)?(\s|$)")
 UNKNOWN_GROUP = 1
 
 
-class TelegramAdapter:
+class TelegramAdapter(EditingHandlers):
     def __init__(
         self,
         services: Services,
@@ -205,6 +207,7 @@ class TelegramAdapter:
         )
         app.add_handler(CallbackQueryHandler(self._on_wizard_click, pattern=wizard.PATTERN))
         self._add_personal_handlers()
+        self.add_editing_handlers()
         app.add_handler(CallbackQueryHandler(self._on_button))
         # Its own group, so it sees every command, whoever registered which above.
         app.add_handler(
@@ -310,7 +313,14 @@ class TelegramAdapter:
 
     async def _on_button(self, update: Update, context: CallbackContext) -> None:
         query, ctx = self._query_context(update)
-        outcome = await buttons.run(ctx, query.data or "")
+        data = query.data or ""
+        if await self.asked_for_prompt(query, ctx, data):
+            return
+        await self._answer_press(query, update, ctx, await buttons.run(ctx, data))
+
+    async def _answer_press(
+        self, query: CallbackQuery, update: Update, ctx: Context, outcome: Outcome
+    ) -> None:
         if isinstance(outcome, Reply) and outcome.error:
             # A refusal about a button fits the little pop-up Telegram shows for it.
             await query.answer(fit(outcome.text, 200), show_alert=True)

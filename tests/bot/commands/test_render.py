@@ -81,16 +81,22 @@ def test_single_result_buttons() -> None:
     job = make_job()
     rows = render.result_buttons(job)
     labels = [[button.label for button in row] for row in rows]
-    assert labels == [["🔁 Re-roll", "🎨 Vary", "⬆️ Upscale"], ["📄 PNG", "🗑 Delete"]]
+    assert labels == [
+        ["🔁 Re-roll", "🎨 Vary", "⬆️ Upscale", "🖌 Region", "🔀 Remix"],
+        ["🔍 Zoom out", "⬅️ Left", "➡️ Right", "🔼 Up", "🔽 Down"],
+        ["📄 PNG", "🗑 Delete"],
+    ]
     assert decode(rows[0][1].data) == ButtonData("vary", job.id, 0)
-    assert decode(rows[1][1].data) == ButtonData("delete", job.id, None)
+    assert decode(rows[0][3].data) == ButtonData("region", job.id, 0)
+    assert decode(rows[1][1].data) == ButtonData("left", job.id, 0)
+    assert decode(rows[2][1].data) == ButtonData("delete", job.id, None)
 
 
 def test_batch_result_buttons() -> None:
     job = make_job(count=4)
     rows = render.result_buttons(job)
     labels = [[button.label for button in row] for row in rows]
-    assert labels[0] == ["🔁 Re-roll"]
+    assert labels[0] == ["🔁 Re-roll", "🔀 Remix"]
     assert labels[1] == ["V1", "V2", "V3", "V4"]
     assert labels[2] == ["U1", "U2", "U3", "U4"]
     assert labels[-1] == ["🗑 Delete"]

@@ -34,7 +34,7 @@ from .fake_models import (
     SentFile,
     snowflake,
 )
-from .fake_routes import RestRoutes, json_error, json_response
+from .fake_routes import RestRoutes, json_error, json_response, modal_inputs
 
 ACK_DEADLINE_S = 3.0
 
@@ -200,6 +200,22 @@ class FakeDiscord(RestRoutes, Gateway):
         assert custom_id in message.custom_ids, (custom_id, message.custom_ids)
         data = {"custom_id": custom_id, "component_type": 3, "values": values}
         return await self._interact(3, data, user, None, message=message.payload(self.base_url))
+
+    async def submit_modal(
+        self, shown: FakeInteraction, values: dict[str, str], user: FakeUser
+    ) -> FakeInteraction:
+        """The user fills in the modal `shown` answered with (text inputs by their
+        label or custom_id) and submits it: a MODAL_SUBMIT interaction (type 5)."""
+        assert shown.modal is not None, "the bot answered with no modal"
+        rows = []
+        for text_input in modal_inputs(shown.modal):
+            key = text_input.get("label") if text_input.get("label") in values else None
+            value = values.get(key or text_input["custom_id"], text_input.get("value", ""))
+            answer = {"type": 4, "custom_id": text_input["custom_id"], "value": value}
+            rows.append({"type": 1, "components": [answer]})
+        data = {"custom_id": shown.modal["custom_id"], "components": rows}
+        channel = self.channel if shown.channel_id == self.channel.id else self.nsfw_channel
+        return await self._interact(5, data, user, channel, message=shown.payload.get("message"))
 
     async def slash_unregistered(self, name: str, user: FakeUser) -> FakeInteraction:
         """A command the bot did not register (still in a user's menu from before)."""

@@ -187,6 +187,7 @@ class FakeInteraction:
     callbacks: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     original: FakeMessage | None = None
     followups: list[FakeMessage] = field(default_factory=list)
+    modal: dict[str, Any] | None = None  # the modal the bot answered with (type 9)
 
     @property
     def created_at(self) -> float:

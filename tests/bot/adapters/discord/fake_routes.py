@@ -152,6 +152,9 @@ class RestRoutes:
         elif kind == 7:
             message = self.messages[int(interaction.payload["message"]["id"])]
             _apply(message, data, uploads)
+        elif kind == 9:
+            _check_modal(data)
+            interaction.modal = data  # shown to the user, who may submit it
         answer: dict[str, Any] = {
             "interaction": {
                 "id": str(interaction.id),
@@ -270,6 +273,29 @@ def _apply(message: FakeMessage, payload: dict[str, Any], uploads: dict[int, Sen
         message.files = [*message.files, *uploads.values()]
     now = asyncio.get_running_loop().time()
     message.history.append((now, message.content, len(message.files)))
+
+
+def _check_modal(data: dict[str, Any]) -> None:
+    """Discord's limits on a modal: a title of 1-45, a custom_id of 1-100 characters,
+    1-5 rows (or labels), text inputs of at most 4,000 characters."""
+    if not 1 <= len(data.get("title", "")) <= 45:
+        raise json_error(400, 50035, "Invalid Form Body: title")
+    if not 1 <= len(data.get("custom_id", "")) <= 100:
+        raise json_error(400, 50035, "Invalid Form Body: custom_id")
+    if not 1 <= len(data.get("components", [])) <= 5:
+        raise json_error(400, 50035, "Invalid Form Body: components")
+    for text_input in modal_inputs(data):
+        if len(text_input.get("value", "") or "") > text_input.get("max_length", 4000):
+            raise json_error(400, 50035, "Invalid Form Body: value")
+
+
+def modal_inputs(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The text inputs of a modal, in rows (type 1) or labels (type 18)."""
+    found = []
+    for component in data.get("components", []):
+        inner = component.get("components") or [component.get("component") or {}]
+        found += [item for item in inner if item.get("type") == 4]
+    return found
 
 
 def _unknown_message() -> web.HTTPException:

@@ -54,7 +54,19 @@ async def test_imagine_answers_within_3_s_then_delivers_the_png(
     assert parameters.startswith("a red fox at dusk")
     assert "Seed: 7" in parameters and "Model: tiny" in parameters
     assert "Seed: 7" in message.content and "Model: tiny" in message.content
-    assert message.labels == ["🔁 Re-roll", "🎨 Vary", "⬆️ Upscale", "🗑 Delete"]
+    assert message.labels == [
+        "🔁 Re-roll",
+        "🎨 Vary",
+        "⬆️ Upscale",
+        "🖌 Region",
+        "🔀 Remix",
+        "🔍 Zoom out",
+        "⬅️ Left",
+        "➡️ Right",
+        "🔼 Up",
+        "🔽 Down",
+        "🗑 Delete",
+    ]
 
 
 async def test_imagine_shows_status_before_the_result(bot: RunningBot, fake: FakeDiscord) -> None:
@@ -78,6 +90,7 @@ async def test_count_4_gives_a_grid_and_four_pictures(bot: RunningBot, fake: Fak
     assert all(Image.open(io.BytesIO(f.data)).size == (64, 64) for f in singles)
     assert message.labels == [
         "🔁 Re-roll",
+        "🔀 Remix",
         *(f"V{i}" for i in range(1, 5)),
         *(f"U{i}" for i in range(1, 5)),
         "🗑 Delete",

@@ -244,11 +244,12 @@ class FakeBotApi(BotApiMethods):
         *,
         caption: str = "",
         declared_size: int | None = None,
+        reply_to: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         file_id = self.add_file(data, declared_size=declared_size)
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
-        message = self._user_message(user, chat, None)
+        message = self._user_message(user, chat, reply_to)
         size = self._files[file_id].size
         message["photo"] = [photo_size(file_id, width, height, size)]
         add_caption(message, caption)
@@ -265,9 +266,10 @@ class FakeBotApi(BotApiMethods):
         mime_type: str,
         caption: str = "",
         declared_size: int | None = None,
+        reply_to: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         file_id = self.add_file(data, declared_size=declared_size, ext=file_name.rsplit(".")[-1])
-        message = self._user_message(user, chat, None)
+        message = self._user_message(user, chat, reply_to)
         message["document"] = {
             "file_id": file_id,
             "file_unique_id": f"u{file_id}",

@@ -261,7 +261,9 @@ class BotApiMethods:
             raise ApiRefusal(400, "Bad Request: message to be replied not found")
         markup = params.get("reply_markup")
         _check_markup(markup)
-        if markup:
+        if markup and "inline_keyboard" in markup:
+            # A message shows only an inline keyboard; ForceReply and reply keyboards
+            # act on the user's client and are not part of the message Telegram returns.
             message["reply_markup"] = markup
         self.messages[(chat["id"], message["message_id"])] = message
         return message
@@ -284,6 +286,12 @@ def _check_text(text: str) -> None:
 
 
 def _check_markup(markup: dict[str, Any] | None) -> None:
+    if markup and "force_reply" in markup:
+        # ForceReply: `force_reply` must be True, the placeholder 1-64 characters.
+        if markup["force_reply"] is not True:
+            raise ApiRefusal(400, "Bad Request: force_reply must be True")
+        if not 0 < len(markup.get("input_field_placeholder", "x")) <= 64:
+            raise ApiRefusal(400, "Bad Request: input field placeholder is too long")
     for row in (markup or {}).get("inline_keyboard", []):
         for button in row:
             if len(button.get("callback_data", "").encode()) > 64:
