@@ -160,6 +160,9 @@ class TelegramAdapter(EditingHandlers):
                 raise ConfigError(f"Telegram rejected the token ({_status_of(exc)})") from None
             except NetworkError as exc:
                 log.warning("Telegram is unreachable (%s); trying again in %g s", exc, delay)
+                # python-telegram-bot before 22.3 counts the bot as initialized even when
+                # its getMe failed; undo that, so the next try asks again.
+                await self.app.bot.shutdown()
             await asyncio.sleep(delay)
             delay = min(cap, delay * 2)
 

@@ -365,6 +365,9 @@ class FakeDiscord(RestRoutes, Gateway):
             failure = self._take_failure(request, path)
             if failure is not None:
                 self.failed.append((request.method, path, failure.status))
+                # Read the upload first, as a real server does: an answer sent before
+                # the body leaves it in the connection for the next request to trip on.
+                await request.read()
                 return _failure_response(failure)
             for method, pattern, seconds in self.slow:
                 if method == request.method and pattern.search(path):

@@ -54,7 +54,7 @@ class Gateway:
             "user": {**self.bot.payload(), "verified": True, "mfa_enabled": False, "flags": 0},
             "guilds": [{"id": str(self.guild_id), "unavailable": True}],
             "session_id": "fake-session",
-            "resume_gateway_url": str(request.url.with_query(None)),
+            "resume_gateway_url": f"{request.scheme}://{request.host}{request.path}",
             "application": {"id": str(self.application_id), "flags": 0},
             "private_channels": [],
         }
