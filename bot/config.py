@@ -139,6 +139,7 @@ class EngineConfig:
     channels_last: bool = False
     fuse_qkv: bool = False
     compile: bool = False
+    threads: int = 0  # torch threads in the engine process; 0 = automatic
     backend: Literal["local", "ray"] = "local"
     ray: RayConfig = field(default_factory=RayConfig)
 
@@ -254,6 +255,7 @@ class Config:
             channels_last=self.engine.channels_last,
             fuse_qkv=self.engine.fuse_qkv,
             compile=self.engine.compile,
+            threads=self.engine.threads,
             backend=self.engine.backend,
             ray=self.engine.ray.settings(),
         )
@@ -432,6 +434,7 @@ def _check(config: Config) -> None:
     at_least("engine", "job_timeout", config.engine.job_timeout, 1)
     at_least("engine", "model_switch_wait", config.engine.model_switch_wait, 0)
     at_least("engine", "keep_in_ram", config.engine.keep_in_ram, 0)
+    at_least("engine", "threads", config.engine.threads, 0)
 
     device = config.engine.device
     if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")):

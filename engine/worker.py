@@ -169,6 +169,7 @@ class EngineWorker:
         self._running_job: str | None = None
         # (what the client asked for, the display name it got) for the loaded model.
         self._loaded: tuple[str, str] | None = None
+        self._threads = 0  # torch's thread count, once set ([engine] threads)
 
     def serve(self, settings: EngineSettings) -> None:
         threading.Thread(target=self._read, name="engine-pipe-reader", daemon=True).start()
@@ -183,10 +184,14 @@ class EngineWorker:
             # tqdm's default lock is a multiprocessing semaphore, which would start a
             # resource-tracker process and be reported as leaked by our quick exit.
             tqdm.set_lock(threading.RLock())
+            from engine.threads import apply_threads
+
             self._engine = Engine(settings)
+            self._threads = apply_threads(settings.threads, self._engine.device)
         except Exception as exc:
             self._fail(STARTUP_REQUEST, exc)
             return
+        log.info("engine ready on %s with %d torch threads", self._engine.device, self._threads)
         self._send(Done(STARTUP_REQUEST, self._engine.device, None))
         while True:
             request = self._inbox.get()
@@ -258,6 +263,7 @@ class EngineWorker:
             "model": engine.model_name if engine else None,
             "device": engine.device if engine else None,
             "busy": self._running_job,
+            "threads": self._threads,
         }
 
     def _model_name(self) -> str | None:
