@@ -4,9 +4,12 @@
 are the whole protocol; they are small picklable dataclasses. This module imports torch only inside
 `main` (through `engine.pipelines`), so the bot can import it for the message types.
 
-Two threads run here: the main thread works through requests one at a time, and a
-reader thread keeps receiving from the pipe, so a `Cancel` reaches a running job and
-`Health` is answered while a picture is being painted.
+Three threads run here: the main thread denoises requests one at a time; a reader
+thread keeps receiving from the pipe, so a `Cancel` reaches a running job and
+`Health` is answered while a picture is being painted; and a replier thread sends
+each request's reply, in order, once its pictures are finished (safety check and
+PNG, on the finisher thread of engine/encoding.py) — by then the main thread is
+denoising the next request.
 """
 
 from __future__ import annotations
@@ -170,6 +173,11 @@ class EngineWorker:
         # (what the client asked for, the display name it got) for the loaded model.
         self._loaded: tuple[str, str] | None = None
         self._threads = 0  # torch's thread count, once set ([engine] threads)
+        # (request id, what collects its reply value, the model loaded after it), in
+        # order; None: stop. See _reply.
+        self._replies: queue.Queue[tuple[int, Callable[[], object], str | None] | None] = (
+            queue.Queue()
+        )
 
     def serve(self, settings: EngineSettings) -> None:
         threading.Thread(target=self._read, name="engine-pipe-reader", daemon=True).start()
@@ -193,16 +201,32 @@ class EngineWorker:
             return
         log.info("engine ready on %s with %d torch threads", self._engine.device, self._threads)
         self._send(Done(STARTUP_REQUEST, self._engine.device, None))
+        replier = threading.Thread(target=self._reply, name="engine-replier", daemon=True)
+        replier.start()
         while True:
             request = self._inbox.get()
             if isinstance(request, Shutdown):
+                # Pictures still being finished go out before we stop.
+                self._replies.put(None)
+                replier.join()
                 return
             try:
-                value = self._handle(request)
+                collect = self._handle(request)
             except Exception as exc:
-                self._fail(request.request_id, exc)
+                collect = _raising(exc)
+            self._replies.put((request.request_id, collect, self._model_name()))
+
+    def _reply(self) -> None:
+        """Replier thread: each request's reply, in order, once its pictures are
+        finished; the main thread meanwhile denoises the next request."""
+        while (item := self._replies.get()) is not None:
+            request_id, collect, model = item
+            try:
+                value = collect()
+            except Exception as exc:
+                self._fail(request_id, exc, model)
             else:
-                self._send(Done(request.request_id, value, self._model_name()))
+                self._send(Done(request_id, value, model))
 
     def _read(self) -> None:
         while True:
@@ -221,9 +245,11 @@ class EngineWorker:
                 self._stopping.set()
                 return
 
-    def _handle(self, request: Work) -> object:
+    def _handle(self, request: Work) -> Callable[[], object]:
+        """Do the request's work on the engine; returns what collects its reply value."""
         if isinstance(request, LoadModel):
-            return self._load(request.name_or_path)
+            display = self._load(request.name_or_path)
+            return lambda: display
         self._running_job = request.job_id
         try:
             return self._generate(request)
@@ -240,7 +266,7 @@ class EngineWorker:
         self._loaded = (name_or_path, display)
         return display
 
-    def _generate(self, request: Generate) -> list[GeneratedImage]:
+    def _generate(self, request: Generate) -> Callable[[], list[GeneratedImage]]:
         assert self._engine is not None
         if self._loaded != (request.model, self._engine.model_name):
             self._load(request.model)
@@ -248,7 +274,7 @@ class EngineWorker:
         def should_cancel() -> bool:
             return request.job_id in self._cancelled or self._stopping.is_set()
 
-        return generate_job(
+        return start_job(
             self._engine,
             request.specs,
             self._max_batch,
@@ -269,13 +295,13 @@ class EngineWorker:
     def _model_name(self) -> str | None:
         return self._engine.model_name if self._engine else None
 
-    def _fail(self, request_id: int, exc: Exception) -> None:
+    def _fail(self, request_id: int, exc: Exception, model: str | None = None) -> None:
         if isinstance(exc, EngineError):
             message = str(exc) or UNEXPECTED_ERROR
         else:
-            log.exception("request %s failed", request_id)
+            log.exception("request %s failed", request_id, exc_info=exc)
             message = UNEXPECTED_ERROR
-        self._send(Failed(request_id, error_name(exc), message, self._model_name()))
+        self._send(Failed(request_id, error_name(exc), message, model or self._model_name()))
 
     def _send(self, reply: Reply) -> None:
         try:
@@ -294,16 +320,35 @@ def generate_job(
     should_cancel: Callable[[], bool],
 ) -> list[GeneratedImage]:
     """One job on a loaded engine, as the engine process and every Ray replica run it."""
+    return start_job(engine, specs, max_batch, report, should_cancel)()
+
+
+def start_job(
+    engine: Engine,
+    specs: list[ImageSpec],
+    max_batch: int,
+    report: Callable[[int, int], None],
+    should_cancel: Callable[[], bool],
+) -> Callable[[], list[GeneratedImage]]:
+    """Denoise one job's pictures now; the returned call waits for their PNGs, which
+    are finished beside the next chunk's (or the next job's) denoising."""
     if should_cancel():
         raise GenerationCancelled("cancelled")
     # At most max_batch pictures per pipeline call: more may not fit in memory.
     chunks = [specs[i : i + max_batch] for i in range(0, len(specs), max_batch)]
     progress = _JobProgress(report)
-    images: list[GeneratedImage] = []
+    pending = []
     for index, chunk in enumerate(chunks):
         on_step = progress.chunk(remaining=len(chunks) - index - 1)
-        images.extend(engine.generate(chunk, on_step=on_step, should_cancel=should_cancel))
-    return images
+        pending.append(engine.start(chunk, on_step=on_step, should_cancel=should_cancel))
+    return lambda: [image for part in pending for image in part.result()]
+
+
+def _raising(exc: Exception) -> Callable[[], object]:
+    def collect() -> object:
+        raise exc
+
+    return collect
 
 
 class _JobProgress:
