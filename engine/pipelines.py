@@ -36,7 +36,7 @@ from engine.loras import LoraSet, lora_hash
 from engine.memory import call_with_memory_fallback
 from engine.nsfw import NsfwChecker
 from engine.png import ImageParameters, encode_png, format_parameters
-from engine.prompts import split_lora_tags
+from engine.prompts import EncodingCache, split_lora_tags
 from engine.samplers import build_scheduler, canonical_sampler
 from engine.speed import apply_speed_options, snap_to_bucket
 from engine.steps import count_denoising_steps, steps_to_ask
@@ -73,6 +73,7 @@ class LoadedModel:
     # denoiser's own (UNet downsamplings, transformer patches), and of 8.
     size_multiple: int
     loras: LoraSet
+    prompts: EncodingCache = field(default_factory=EncodingCache)
 
 
 @dataclass
@@ -313,12 +314,13 @@ class Engine:
             raise EngineError("LoRAs do not apply to this model's inpainting checkpoint")
         # The prompt is encoded with the batch's LoRAs on: they may change the encoders.
         model.loras.apply(model.pipelines["text2img"], loras)
+        lora_key = tuple((name, lora_hash(path), weight) for name, path, weight in loras)
         by_length: dict[tuple[object, ...], list[tuple[int, dict[str, torch.Tensor]]]] = {}
         for index in indices:
             spec = specs[index]
             prompt, _ = split_lora_tags(spec.prompt)
             negative, _ = split_lora_tags(spec.negative_prompt)
-            conditioning = model.encoder.encode(prompt, negative)
+            conditioning = model.prompts.encode(model.encoder, prompt, negative, lora_key)
             shape = tuple((key, tuple(value.shape)) for key, value in conditioning.items())
             by_length.setdefault(shape, []).append((index, conditioning))
         batches = []
@@ -460,6 +462,7 @@ def _size_multiple(pipe: Any, traits: FamilyTraits) -> int:
 
 def _moved(model: LoadedModel, device: str) -> LoadedModel:
     if _denoiser(model.pipelines["text2img"]).device.type != torch.device(device).type:
+        model.prompts.clear()  # encodings on the old device
         for pipe in model.pipelines.values():
             pipe.to(device)
     return model
