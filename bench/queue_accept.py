@@ -79,7 +79,7 @@ async def one_round(folder: Path, users: int, per_user: int, *, variants: bool) 
     )
     store = await Store.open(config.data_dir / DB_FILENAME)
     # The engine process is never spawned: nothing consumes the queue.
-    engine = EngineClient(config.engine_settings(), max_batch=config.engine.max_batch)
+    engine = EngineClient(config.engine_settings(), max_batch=config.engine.engine_max_batch)
     scheduler = Scheduler(config, store, engine)
     services = Services(
         config=config,

@@ -50,7 +50,9 @@ class Services:
         async with contextlib.AsyncExitStack() as undo:
             store = await Store.open(config.data_dir / DB_FILENAME)
             undo.push_async_callback(store.close)
-            engine = create_backend(config.engine_settings(), max_batch=config.engine.max_batch)
+            engine = create_backend(
+                config.engine_settings(), max_batch=config.engine.engine_max_batch
+            )
             await engine.start()
             undo.push_async_callback(engine.close)
             scheduler = Scheduler(config, store, engine)

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from engine.duty import DutyMeter
 from engine.encoding import Finisher, PendingImages
 from engine.families import FamilyTraits
 from engine.images import decode_image, decode_mask, paste_unmasked, round_size
@@ -106,6 +107,7 @@ class Engine:
         self._nsfw: NsfwChecker | None = None
         self._offloaded: Any = None  # the pipeline whose CPU-offload hooks are set
         self._finisher = Finisher()
+        self.duty = DutyMeter()  # time in pipeline calls, for the duty cycle
 
     @property
     def model_name(self) -> str | None:
@@ -265,7 +267,8 @@ class Engine:
         for batch in batches:
             if should_cancel is not None and should_cancel():
                 raise GenerationCancelled("cancelled")
-            pictures = self._run(model, batch, done, total, on_step, should_cancel)
+            with self.duty.denoising():
+                pictures = self._run(model, batch, done, total, on_step, should_cancel)
             pending.parts.append(
                 (batch.indices, self._finisher.submit(self._finisher_for(model, batch, pictures)))
             )

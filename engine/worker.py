@@ -29,6 +29,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING
 
 from engine import types as engine_types
+from engine.batching import BatchPolicy, OutOfMemory, batch_policy
 from engine.logs import configure_logging
 from engine.types import (
     EngineError,
@@ -161,7 +162,8 @@ def _configure_logging(level: int) -> None:
 class EngineWorker:
     def __init__(self, conn: Connection, max_batch: int) -> None:
         self._conn = conn
-        self._max_batch = max(1, max_batch)
+        self._max_batch = max_batch  # engine.batching.AUTO: decided per size
+        self._batching = BatchPolicy(fixed=max(1, max_batch))  # set for the device at start
         self._inbox: queue.Queue[Work | Shutdown] = queue.Queue()
         self._send_lock = threading.Lock()
         self._cancel_lock = threading.Lock()
@@ -196,6 +198,9 @@ class EngineWorker:
 
             self._engine = Engine(settings)
             self._threads = apply_threads(settings.threads, self._engine.device)
+            self._batching = batch_policy(
+                self._max_batch, self._engine.device, self._engine.dtype.itemsize
+            )
         except Exception as exc:
             self._fail(STARTUP_REQUEST, exc)
             return
@@ -277,7 +282,7 @@ class EngineWorker:
         return start_job(
             self._engine,
             request.specs,
-            self._max_batch,
+            self._batching,
             lambda step, total: self._send(Progress(request.request_id, step, total)),
             should_cancel,
         )
@@ -290,6 +295,7 @@ class EngineWorker:
             "device": engine.device if engine else None,
             "busy": self._running_job,
             "threads": self._threads,
+            "duty": engine.duty.reading() if engine else None,
         }
 
     def _model_name(self) -> str | None:
@@ -315,18 +321,18 @@ class EngineWorker:
 def generate_job(
     engine: Engine,
     specs: list[ImageSpec],
-    max_batch: int,
+    batching: int | BatchPolicy,
     report: Callable[[int, int], None],
     should_cancel: Callable[[], bool],
 ) -> list[GeneratedImage]:
     """One job on a loaded engine, as the engine process and every Ray replica run it."""
-    return start_job(engine, specs, max_batch, report, should_cancel)()
+    return start_job(engine, specs, batching, report, should_cancel)()
 
 
 def start_job(
     engine: Engine,
     specs: list[ImageSpec],
-    max_batch: int,
+    batching: int | BatchPolicy,
     report: Callable[[int, int], None],
     should_cancel: Callable[[], bool],
 ) -> Callable[[], list[GeneratedImage]]:
@@ -334,13 +340,23 @@ def start_job(
     are finished beside the next chunk's (or the next job's) denoising."""
     if should_cancel():
         raise GenerationCancelled("cancelled")
-    # At most max_batch pictures per pipeline call: more may not fit in memory.
-    chunks = [specs[i : i + max_batch] for i in range(0, len(specs), max_batch)]
+    policy = BatchPolicy(fixed=max(1, batching)) if isinstance(batching, int) else batching
     progress = _JobProgress(report)
     pending = []
-    for index, chunk in enumerate(chunks):
-        on_step = progress.chunk(remaining=len(chunks) - index - 1)
-        pending.append(engine.start(chunk, on_step=on_step, should_cancel=should_cancel))
+    position = 0
+    while position < len(specs):
+        # At most this many pictures per pipeline call: more may not fit in memory.
+        size = policy.size_for(specs[position])
+        chunk = specs[position : position + size]
+        remaining = math.ceil((len(specs) - position - len(chunk)) / size)
+        on_step = progress.chunk(remaining=remaining)
+        try:
+            pending.append(engine.start(chunk, on_step=on_step, should_cancel=should_cancel))
+        except OutOfMemory:
+            if not policy.back_off(chunk[0], len(chunk)):
+                raise
+            continue  # the same pictures again, in smaller batches
+        position += len(chunk)
     return lambda: [image for part in pending for image in part.result()]
 
 
