@@ -175,6 +175,7 @@ class EngineWorker:
         # (what the client asked for, the display name it got) for the loaded model.
         self._loaded: tuple[str, str] | None = None
         self._threads = 0  # torch's thread count, once set ([engine] threads)
+        self._imports_s: float | None = None  # start-up time, until it has been logged
         # (request id, what collects its reply value, the model loaded after it), in
         # order; None: stop. See _reply.
         self._replies: queue.Queue[tuple[int, Callable[[], object], str | None] | None] = (
@@ -183,6 +184,7 @@ class EngineWorker:
 
     def serve(self, settings: EngineSettings) -> None:
         threading.Thread(target=self._read, name="engine-pipe-reader", daemon=True).start()
+        started = time.perf_counter()
         try:
             from diffusers.utils import logging as diffusers_logging
             from tqdm import tqdm
@@ -196,6 +198,7 @@ class EngineWorker:
             tqdm.set_lock(threading.RLock())
             from engine.threads import apply_threads
 
+            self._imports_s = time.perf_counter() - started
             self._engine = Engine(settings)
             self._threads = apply_threads(settings.threads, self._engine.device)
             self._batching = batch_policy(
@@ -204,7 +207,12 @@ class EngineWorker:
         except Exception as exc:
             self._fail(STARTUP_REQUEST, exc)
             return
-        log.info("engine ready on %s with %d torch threads", self._engine.device, self._threads)
+        log.info(
+            "engine ready on %s with %d torch threads (torch and diffusers imported in %.1f s)",
+            self._engine.device,
+            self._threads,
+            self._imports_s,
+        )
         self._send(Done(STARTUP_REQUEST, self._engine.device, None))
         replier = threading.Thread(target=self._reply, name="engine-replier", daemon=True)
         replier.start()
@@ -267,8 +275,18 @@ class EngineWorker:
 
     def _load(self, name_or_path: str) -> str:
         assert self._engine is not None
+        started = time.perf_counter()
         display = self._engine.load(name_or_path)
         self._loaded = (name_or_path, display)
+        if self._imports_s is not None:
+            # Once per process: what a restart after a crash costs the waiting users.
+            log.info(
+                "engine start-up: imports %.1f s, first model load %.1f s (%s)",
+                self._imports_s,
+                time.perf_counter() - started,
+                display,
+            )
+            self._imports_s = None
         return display
 
     def _generate(self, request: Generate) -> Callable[[], list[GeneratedImage]]:
