@@ -14,6 +14,7 @@ CPU (>= 95 % on a GPU), bot images/s >= 0.98x bare.
 
     python bench/duty_cycle.py                   # tiny model, CPU, 1 thread
     python bench/duty_cycle.py --gpu             # SD 1.5 architecture, 512x512, fp16, CUDA
+    python bench/duty_cycle.py --gpu --speed     # the engine with channels_last + compile
     python bench/duty_cycle.py --rounds 5 --jobs 20 --steps 20 --threads 1
 """
 
@@ -44,6 +45,7 @@ from bot.records import Caller, GenerationRequest, Job
 from bot.store import DB_FILENAME, Store
 from engine.backend import EngineBackend, create_backend
 from engine.png import ImageParameters, encode_png, format_parameters
+from engine.types import ImageSpec
 
 PILLOW_DEFAULT_LEVEL = 6
 
@@ -51,6 +53,9 @@ PILLOW_DEFAULT_LEVEL = 6
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gpu", action="store_true", help="SD 1.5 architecture on CUDA")
+    parser.add_argument(
+        "--speed", action="store_true", help="the engine with channels_last + torch.compile (CUDA)"
+    )
     parser.add_argument("--jobs", type=int, default=20)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
@@ -78,14 +83,16 @@ class Run:
         return self.denoising / self.wall
 
 
-def make_config(folder: Path, model: BenchModel, threads: int) -> Config:
+def make_config(folder: Path, model: BenchModel, args: argparse.Namespace) -> Config:
     return Config(
         engine=EngineConfig(
             default_model=model.name,
             device=model.device,
             dtype=model.dtype,  # type: ignore[arg-type]
             max_batch=1,  # one by one, as the bare runs
-            threads=threads,
+            threads=args.threads,
+            channels_last=args.speed,
+            compile=args.speed,
         ),
         models={
             model.name: ModelConfig(source=str(model.path), width=model.width, height=model.height)
@@ -217,14 +224,28 @@ async def measure(args: argparse.Namespace, folder: Path) -> None:
 
     torch.set_num_threads(args.threads)  # this process's bare pipeline
     model = build_model(folder, gpu=args.gpu)
-    config = make_config(folder, model, args.threads)
+    config = make_config(folder, model, args)
     engine = create_backend(config.engine_settings(), max_batch=config.engine.engine_max_batch)
     await engine.start()
     pipe = BarePipeline(model)
     runs: dict[str, list[Run]] = {"through the bot": [], "bare diffusers": []}
     try:
         await engine.load_model(model.name)
-        bare(pipe, model, argparse.Namespace(jobs=2, steps=args.steps))  # warm-up
+        # Warm-up, both ways (a compiled denoiser compiles on its first picture).
+        bare(pipe, model, argparse.Namespace(jobs=2, steps=args.steps))
+        warm = request(model, 0, args.steps)
+        specs = [
+            ImageSpec(
+                prompt=warm.prompt,
+                seed=0,
+                steps=warm.steps,
+                cfg=warm.cfg,
+                width=warm.width,
+                height=warm.height,
+                sampler=warm.sampler,
+            )
+        ]
+        await engine.generate("warm-up", model.name, specs * 2)
         for number in range(args.rounds):
             order = ["through the bot", "bare diffusers"]
             if number % 2:
@@ -237,7 +258,7 @@ async def measure(args: argparse.Namespace, folder: Path) -> None:
                     round_folder.mkdir()
                     run = await through_bot(
                         round_folder,
-                        make_config(round_folder, model, args.threads),
+                        make_config(round_folder, model, args),
                         engine,
                         model,
                         args,
