@@ -14,7 +14,7 @@ import engine.pipelines
 import engine.worker
 from engine.png import encode_png
 from engine.types import GeneratedImage
-from engine.worker import Done, Generate, Progress, generate_job
+from engine.worker import UNEXPECTED_ERROR, Done, Failed, Generate, Progress, generate_job
 from tests.engine.helpers import ServedWorker, load_engine, make_spec, serve_worker
 
 # Long beside a 2-step 64² denoise (tens of ms): what a batch of big PNGs costs.
@@ -87,3 +87,26 @@ def test_the_next_job_denoises_while_the_last_ones_png_is_encoded(
     # Job 2 painted while job 1's picture was still being encoded; replies in order.
     assert order.index(("step", 2)) < order.index(("done", 1)) < order.index(("done", 2))
     assert [image.seed for image in results[1] + results[2]] == [21, 22]
+
+
+def test_a_picture_that_fails_to_encode_fails_its_job_and_the_next_one_works(
+    worker: ServedWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(image: Image.Image, parameters: str) -> bytes:
+        if "broken" in parameters:
+            raise OSError("disk on fire")
+        return encode_png(image, parameters)
+
+    monkeypatch.setattr(engine.pipelines, "encode_png", broken)
+    worker.conn.send(Generate(1, "job-1", "tiny", [make_spec(prompt="broken", seed=1)]))
+    worker.conn.send(Generate(2, "job-2", "tiny", [make_spec(seed=2)]))
+    replies: list[object] = []
+    while len(replies) < 2:
+        reply = worker.receive(60)
+        if not isinstance(reply, Progress):
+            replies.append(reply)
+    failed, done = replies
+    assert isinstance(failed, Failed) and failed.request_id == 1
+    assert failed.message == UNEXPECTED_ERROR  # the details go to the log, not the chat
+    assert isinstance(done, Done) and done.request_id == 2
+    assert [image.seed for image in done.value] == [2]  # type: ignore[attr-defined]
