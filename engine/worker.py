@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from engine import types as engine_types
 from engine.batching import BatchPolicy, OutOfMemory, batch_policy
 from engine.logs import configure_logging
+from engine.threads import apply_threads
 from engine.types import (
     EngineError,
     EngineSettings,
@@ -196,8 +197,6 @@ class EngineWorker:
             # tqdm's default lock is a multiprocessing semaphore, which would start a
             # resource-tracker process and be reported as leaked by our quick exit.
             tqdm.set_lock(threading.RLock())
-            from engine.threads import apply_threads
-
             self._imports_s = time.perf_counter() - started
             self._engine = Engine(settings)
             self._threads = apply_threads(settings.threads, self._engine.device)
