@@ -14,12 +14,20 @@ library's `queue` from every benchmark here.)
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# As in bench/engine_overhead.py: import from this repository's root, not this folder
+# (and not another checkout the environment has installed).
+if str(Path(__file__).resolve().parent) in sys.path:
+    sys.path.remove(str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import argparse
 import asyncio
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 from bot.avatar import AvatarPresets
 from bot.commands import imagine
@@ -79,7 +87,7 @@ async def one_round(folder: Path, users: int, per_user: int, *, variants: bool) 
     )
     store = await Store.open(config.data_dir / DB_FILENAME)
     # The engine process is never spawned: nothing consumes the queue.
-    engine = EngineClient(config.engine_settings(), max_batch=config.engine.max_batch)
+    engine = EngineClient(config.engine_settings(), max_batch=config.engine.engine_max_batch)
     scheduler = Scheduler(config, store, engine)
     services = Services(
         config=config,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from engine.batching import AUTO, gpu_visible, scheduler_limit
 from engine.families import FAMILIES, FamilyTraits
 from engine.inspect import InspectError, ModelInfo, family_defaults, inspect_model
 from engine.samplers import canonical_sampler
@@ -126,7 +127,8 @@ class EngineConfig:
     default_model: str = ""
     device: str = "auto"
     dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
-    max_batch: int = 4
+    # Pictures per pipeline call: a number, or "auto" (1 on a CPU, on CUDA what fits).
+    max_batch: int | Literal["auto"] = "auto"
     # Seconds the bot waits for one batch before it counts the engine as hung.
     job_timeout: float = 600.0
     # Seconds a job may be passed over for jobs of the loaded model before the engine
@@ -139,8 +141,23 @@ class EngineConfig:
     channels_last: bool = False
     fuse_qkv: bool = False
     compile: bool = False
+    threads: int = 0  # torch threads in the engine process; 0 = automatic
     backend: Literal["local", "ray"] = "local"
     ray: RayConfig = field(default_factory=RayConfig)
+
+    @property
+    def batch_limit(self) -> int:
+        """Pictures the scheduler groups into one engine call (engine.batching)."""
+        if self.backend == "ray":
+            gpu = self.ray.gpus_per_replica > 0
+        else:
+            gpu = self.device.startswith("cuda") or (self.device == "auto" and gpu_visible())
+        return scheduler_limit(self.max_batch, gpu=gpu)
+
+    @property
+    def engine_max_batch(self) -> int:
+        """max_batch as the engine is told it: a number, or AUTO."""
+        return AUTO if self.max_batch == "auto" else self.max_batch
 
 
 @dataclass(frozen=True)
@@ -255,6 +272,7 @@ class Config:
             channels_last=self.engine.channels_last,
             fuse_qkv=self.engine.fuse_qkv,
             compile=self.engine.compile,
+            threads=self.engine.threads,
             backend=self.engine.backend,
             ray=self.engine.ray.settings(),
         )
@@ -384,7 +402,16 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where}: must be one of {', '.join(map(repr, allowed))}")
         return value
     if origin in (typing.Union, types.UnionType):
-        return _coerce(value, next(a for a in typing.get_args(hint) if a is not type(None)), where)
+        # The first alternative that takes the value; else every alternative's complaint.
+        complaints = []
+        for alternative in typing.get_args(hint):
+            if alternative is type(None):
+                continue
+            try:
+                return _coerce(value, alternative, where)
+            except ConfigError as exc:
+                complaints.append(str(exc).removeprefix(f"{where}: "))
+        raise ConfigError(f"{where}: {', or '.join(complaints)}")
     if dataclasses.is_dataclass(hint):  # a nested table, e.g. [engine.ray]
         return _build(hint, value, where.strip("[]").replace("] ", "."))
     if origin is list:
@@ -430,10 +457,12 @@ def _check(config: Config) -> None:
     at_least("limits", "max_side", limits.max_side, 64)
     at_least("limits", "max_attachment_mb", limits.max_attachment_mb, 0.1)
     at_least("storage", "keep_days", config.storage.keep_days, 0)
-    at_least("engine", "max_batch", config.engine.max_batch, 1)
+    if isinstance(config.engine.max_batch, int):
+        at_least("engine", "max_batch", config.engine.max_batch, 1)
     at_least("engine", "job_timeout", config.engine.job_timeout, 1)
     at_least("engine", "model_switch_wait", config.engine.model_switch_wait, 0)
     at_least("engine", "keep_in_ram", config.engine.keep_in_ram, 0)
+    at_least("engine", "threads", config.engine.threads, 0)
 
     device = config.engine.device
     if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")):

@@ -52,7 +52,7 @@ class Services:
             undo.push_async_callback(store.close)
             engine = create_backend(
                 config.engine_settings(),
-                max_batch=config.engine.max_batch,
+                max_batch=config.engine.engine_max_batch,
                 # The engine logs at the bot's level: its download progress and
                 # "model ... ready" lines are INFO.
                 log_level=logging.getLogger().getEffectiveLevel(),

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from engine.batching import OutOfMemory
 from engine.loading import first_line, free_memory
 from engine.types import EngineError
 
@@ -35,7 +36,7 @@ def call_with_memory_fallback(pipe: Any, call: Callable[[], list[Image.Image]]) 
     except torch.cuda.OutOfMemoryError:
         pass
     free_memory()
-    raise EngineError(OUT_OF_MEMORY_MESSAGE)
+    raise OutOfMemory(OUT_OF_MEMORY_MESSAGE)
 
 
 def _guarded(call: Callable[[], list[Image.Image]]) -> list[Image.Image]:

@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from PIL import Image
 
+from engine.duty import DutyMeter
+from engine.encoding import Finisher, PendingImages
 from engine.families import FamilyTraits
 from engine.images import decode_image, decode_mask, paste_unmasked, round_size
 from engine.inspect import ModelInfo
@@ -36,7 +38,7 @@ from engine.loras import LoraSet, lora_hash
 from engine.memory import call_with_memory_fallback
 from engine.nsfw import NsfwChecker
 from engine.png import ImageParameters, encode_png, format_parameters
-from engine.prompts import split_lora_tags
+from engine.prompts import EncodingCache, split_lora_tags
 from engine.samplers import build_scheduler, canonical_sampler
 from engine.speed import apply_speed_options, snap_to_bucket
 from engine.steps import count_denoising_steps, steps_to_ask
@@ -73,6 +75,7 @@ class LoadedModel:
     # denoiser's own (UNet downsamplings, transformer patches), and of 8.
     size_multiple: int
     loras: LoraSet
+    prompts: EncodingCache = field(default_factory=EncodingCache)
 
 
 @dataclass
@@ -104,6 +107,8 @@ class Engine:
         self._parked: OrderedDict[ModelSource, LoadedModel] = OrderedDict()
         self._nsfw: NsfwChecker | None = None
         self._offloaded: Any = None  # the pipeline whose CPU-offload hooks are set
+        self._finisher = Finisher()
+        self.duty = DutyMeter()  # time in pipeline calls, for the duty cycle
 
     @property
     def model_name(self) -> str | None:
@@ -203,7 +208,7 @@ class Engine:
             sampler=model.info.default_sampler,
         )
         try:
-            self._generate(model, [spec], None, None)
+            self._start(model, [spec], None, None).result()
         except EngineError as exc:
             raise ModelLoadError(
                 f"{model.source.display_name} loads but cannot paint: "
@@ -240,35 +245,60 @@ class Engine:
     ) -> list[GeneratedImage]:
         """One picture per spec, in order; specs sharing a batch key (and a prompt
         encoding of the same length) run in one call."""
+        return self.start(specs, on_step=on_step, should_cancel=should_cancel).result()
+
+    def start(
+        self,
+        specs: list[ImageSpec],
+        *,
+        on_step: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+    ) -> PendingImages:
+        """Denoise every spec now; their safety checks and PNGs are finished on the
+        finisher thread (engine/encoding.py) while the caller goes on."""
         if self._model is None:
             raise EngineError("no model is loaded")
-        return self._generate(self._model, specs, on_step, should_cancel)
+        return self._start(self._model, specs, on_step, should_cancel)
 
-    def _generate(
+    def _start(
         self,
         model: LoadedModel,
         specs: list[ImageSpec],
         on_step: ProgressCallback | None,
         should_cancel: CancelCheck | None,
-    ) -> list[GeneratedImage]:
+    ) -> PendingImages:
         batches = [
             batch
             for indices in _group_by_batch_key(specs)
             for batch in self._plan(model, indices, specs)
         ]
         total = sum(batch.total_steps for batch in batches)
-        results: dict[int, GeneratedImage] = {}
+        pending = PendingImages(len(specs))
         done = 0
         for batch in batches:
             if should_cancel is not None and should_cancel():
                 raise GenerationCancelled("cancelled")
-            pictures = self._run(model, batch, done, total, on_step, should_cancel)
-            flags = self._nsfw.flags(pictures) if self._nsfw else [False] * len(pictures)
-            for position, picture in enumerate(pictures):
-                index = batch.indices[position]
-                results[index] = self._finish(model, batch, position, picture, flags[position])
+            with self.duty.denoising():
+                pictures = self._run(model, batch, done, total, on_step, should_cancel)
+            pending.parts.append(
+                (batch.indices, self._finisher.submit(self._finisher_for(model, batch, pictures)))
+            )
             done += batch.total_steps
-        return [results[index] for index in range(len(specs))]
+        return pending
+
+    def _finisher_for(
+        self, model: LoadedModel, batch: Batch, pictures: list[Image.Image]
+    ) -> Callable[[], list[GeneratedImage]]:
+        nsfw = self._nsfw  # as it is now: a later load may replace it
+
+        def finish() -> list[GeneratedImage]:
+            flags = nsfw.flags(pictures) if nsfw else [False] * len(pictures)
+            return [
+                self._finish(model, batch, position, picture, flags[position])
+                for position, picture in enumerate(pictures)
+            ]
+
+        return finish
 
     def _plan(self, model: LoadedModel, indices: list[int], specs: list[ImageSpec]) -> list[Batch]:
         """The batches for specs of one batch key: one per length of prompt encoding,
@@ -298,12 +328,13 @@ class Engine:
             raise EngineError("LoRAs do not apply to this model's inpainting checkpoint")
         # The prompt is encoded with the batch's LoRAs on: they may change the encoders.
         model.loras.apply(model.pipelines["text2img"], loras)
+        lora_key = tuple((name, lora_hash(path), weight) for name, path, weight in loras)
         by_length: dict[tuple[object, ...], list[tuple[int, dict[str, torch.Tensor]]]] = {}
         for index in indices:
             spec = specs[index]
             prompt, _ = split_lora_tags(spec.prompt)
             negative, _ = split_lora_tags(spec.negative_prompt)
-            conditioning = model.encoder.encode(prompt, negative)
+            conditioning = model.prompts.encode(model.encoder, prompt, negative, lora_key)
             shape = tuple((key, tuple(value.shape)) for key, value in conditioning.items())
             by_length.setdefault(shape, []).append((index, conditioning))
         batches = []
@@ -445,6 +476,7 @@ def _size_multiple(pipe: Any, traits: FamilyTraits) -> int:
 
 def _moved(model: LoadedModel, device: str) -> LoadedModel:
     if _denoiser(model.pipelines["text2img"]).device.type != torch.device(device).type:
+        model.prompts.clear()  # encodings on the old device
         for pipe in model.pipelines.values():
             pipe.to(device)
     return model

@@ -205,3 +205,33 @@ class PromptEncoder:
                 tensor = torch.cat([tensor, self._empty.repeat(1, missing, 1)], dim=1)
             padded.append(tensor)
         return padded
+
+
+class EncodingCache:
+    """The last few prompts' encodings for one loaded model (so per family, encoder
+    and clip skip), keyed by the texts and the LoRAs that were on: a LoRA may change
+    the text encoders. Queued jobs, rerolls and the pictures of one request repeat
+    the same prompt; each would otherwise run the text encoders again."""
+
+    def __init__(self, size: int = 32) -> None:
+        from collections import OrderedDict
+
+        self._size = size
+        self._entries: OrderedDict[tuple[object, ...], dict[str, torch.Tensor]] = OrderedDict()
+
+    def encode(
+        self, encoder: Any, prompt: str, negative: str, loras: tuple[object, ...] = ()
+    ) -> dict[str, torch.Tensor]:
+        key = (prompt, negative, loras)
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+            return found
+        encoded = encoder.encode(prompt, negative)
+        self._entries[key] = encoded
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+        return encoded
+
+    def clear(self) -> None:
+        self._entries.clear()

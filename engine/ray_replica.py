@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import ray
 from ray import serve
 
+from engine.batching import batch_policy
 from engine.types import EngineError, EngineSettings, GeneratedImage, ImageSpec
 from engine.worker import UNEXPECTED_ERROR, error_name, generate_job
 
@@ -91,9 +92,10 @@ class EngineReplica:
         if threads > 0:
             torch.set_num_threads(threads)
         self._settings = settings
-        self._max_batch = max(1, max_batch)
         # Resolved now: a device this node lacks fails the replica at start, not a job.
-        self._device = Engine(settings).device
+        engine = Engine(settings)
+        self._device = engine.device
+        self._batching = batch_policy(max_batch, self._device, engine.dtype.itemsize)
         self._models: OrderedDict[str, None] = OrderedDict()
         self._loads = 0
         # One job at a time, also while a cancelled one finishes its current step.
@@ -141,7 +143,7 @@ class EngineReplica:
 
             def run() -> list[GeneratedImage]:
                 try:
-                    return generate_job(loaded.engine, specs, self._max_batch, report, stop.is_set)
+                    return generate_job(loaded.engine, specs, self._batching, report, stop.is_set)
                 finally:
                     loop.call_soon_threadsafe(steps.put_nowait, None)
 

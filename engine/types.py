@@ -68,6 +68,8 @@ class EngineSettings:
     channels_last: bool = False
     fuse_qkv: bool = False
     compile: bool = False
+    # torch threads in the engine process; 0 = automatic (engine/threads.py).
+    threads: int = 0
     # "local": one engine process spawned by the bot; "ray": Ray Serve replicas.
     backend: Backend = "local"
     ray: RaySettings = field(default_factory=RaySettings)

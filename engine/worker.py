@@ -4,9 +4,12 @@
 are the whole protocol; they are small picklable dataclasses. This module imports torch only inside
 `main` (through `engine.pipelines`), so the bot can import it for the message types.
 
-Two threads run here: the main thread works through requests one at a time, and a
-reader thread keeps receiving from the pipe, so a `Cancel` reaches a running job and
-`Health` is answered while a picture is being painted.
+Three threads run here: the main thread denoises requests one at a time; a reader
+thread keeps receiving from the pipe, so a `Cancel` reaches a running job and
+`Health` is answered while a picture is being painted; and a replier thread sends
+each request's reply, in order, once its pictures are finished (safety check and
+PNG, on the finisher thread of engine/encoding.py) — by then the main thread is
+denoising the next request.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING
 
 from engine import types as engine_types
+from engine.batching import BatchPolicy, OutOfMemory, batch_policy
 from engine.download import DownloadProgress, reporting
 from engine.logs import configure_logging
+from engine.threads import apply_threads
 from engine.types import (
     EngineError,
     EngineSettings,
@@ -167,7 +172,8 @@ def _configure_logging(level: int) -> None:
 class EngineWorker:
     def __init__(self, conn: Connection, max_batch: int) -> None:
         self._conn = conn
-        self._max_batch = max(1, max_batch)
+        self._max_batch = max_batch  # engine.batching.AUTO: decided per size
+        self._batching = BatchPolicy(fixed=max(1, max_batch))  # set for the device at start
         self._inbox: queue.Queue[Work | Shutdown] = queue.Queue()
         self._send_lock = threading.Lock()
         self._cancel_lock = threading.Lock()
@@ -178,9 +184,17 @@ class EngineWorker:
         self._running_job: str | None = None
         # (what the client asked for, the display name it got) for the loaded model.
         self._loaded: tuple[str, str] | None = None
+        self._threads = 0  # torch's thread count, once set ([engine] threads)
+        self._imports_s: float | None = None  # start-up time, until it has been logged
+        # (request id, what collects its reply value, the model loaded after it), in
+        # order; None: stop. See _reply.
+        self._replies: queue.Queue[tuple[int, Callable[[], object], str | None] | None] = (
+            queue.Queue()
+        )
 
     def serve(self, settings: EngineSettings) -> None:
         threading.Thread(target=self._read, name="engine-pipe-reader", daemon=True).start()
+        started = time.perf_counter()
         try:
             from diffusers.utils import logging as diffusers_logging
             from tqdm import tqdm
@@ -192,21 +206,48 @@ class EngineWorker:
             # tqdm's default lock is a multiprocessing semaphore, which would start a
             # resource-tracker process and be reported as leaked by our quick exit.
             tqdm.set_lock(threading.RLock())
+            self._imports_s = time.perf_counter() - started
             self._engine = Engine(settings)
+            self._threads = apply_threads(settings.threads, self._engine.device)
+            self._batching = batch_policy(
+                self._max_batch, self._engine.device, self._engine.dtype.itemsize
+            )
         except Exception as exc:
             self._fail(STARTUP_REQUEST, exc)
             return
+        log.info(
+            "engine ready on %s with %d torch threads (torch and diffusers imported in %.1f s)",
+            self._engine.device,
+            self._threads,
+            self._imports_s,
+        )
         self._send(Done(STARTUP_REQUEST, self._engine.device, None))
+        replier = threading.Thread(target=self._reply, name="engine-replier", daemon=True)
+        replier.start()
         while True:
             request = self._inbox.get()
             if isinstance(request, Shutdown):
+                # Pictures still being finished go out before we stop.
+                self._replies.put(None)
+                replier.join()
                 return
             try:
-                value = self._handle(request)
+                collect = self._handle(request)
             except Exception as exc:
-                self._fail(request.request_id, exc)
+                collect = _raising(exc)
+            self._replies.put((request.request_id, collect, self._model_name()))
+
+    def _reply(self) -> None:
+        """Replier thread: each request's reply, in order, once its pictures are
+        finished; the main thread meanwhile denoises the next request."""
+        while (item := self._replies.get()) is not None:
+            request_id, collect, model = item
+            try:
+                value = collect()
+            except Exception as exc:
+                self._fail(request_id, exc, model)
             else:
-                self._send(Done(request.request_id, value, self._model_name()))
+                self._send(Done(request_id, value, model))
 
     def _read(self) -> None:
         while True:
@@ -225,9 +266,11 @@ class EngineWorker:
                 self._stopping.set()
                 return
 
-    def _handle(self, request: Work) -> object:
+    def _handle(self, request: Work) -> Callable[[], object]:
+        """Do the request's work on the engine; returns what collects its reply value."""
         if isinstance(request, LoadModel):
-            return self._load(request.name_or_path, request.request_id)
+            display = self._load(request.name_or_path, request.request_id)
+            return lambda: display
         self._running_job = request.job_id
         try:
             return self._generate(request)
@@ -240,6 +283,7 @@ class EngineWorker:
 
     def _load(self, name_or_path: str, request_id: int) -> str:
         assert self._engine is not None
+        started = time.perf_counter()
 
         def report(progress: DownloadProgress) -> None:
             self._send(Downloading(request_id, progress))
@@ -247,9 +291,18 @@ class EngineWorker:
         with reporting(report):
             display = self._engine.load(name_or_path)
         self._loaded = (name_or_path, display)
+        if self._imports_s is not None:
+            # Once per process: what a restart after a crash costs the waiting users.
+            log.info(
+                "engine start-up: imports %.1f s, first model load %.1f s (%s)",
+                self._imports_s,
+                time.perf_counter() - started,
+                display,
+            )
+            self._imports_s = None
         return display
 
-    def _generate(self, request: Generate) -> list[GeneratedImage]:
+    def _generate(self, request: Generate) -> Callable[[], list[GeneratedImage]]:
         assert self._engine is not None
         if self._loaded != (request.model, self._engine.model_name):
             self._load(request.model, request.request_id)
@@ -257,10 +310,10 @@ class EngineWorker:
         def should_cancel() -> bool:
             return request.job_id in self._cancelled or self._stopping.is_set()
 
-        return generate_job(
+        return start_job(
             self._engine,
             request.specs,
-            self._max_batch,
+            self._batching,
             lambda step, total: self._send(Progress(request.request_id, step, total)),
             should_cancel,
         )
@@ -272,18 +325,20 @@ class EngineWorker:
             "model": engine.model_name if engine else None,
             "device": engine.device if engine else None,
             "busy": self._running_job,
+            "threads": self._threads,
+            "duty": engine.duty.reading() if engine else None,
         }
 
     def _model_name(self) -> str | None:
         return self._engine.model_name if self._engine else None
 
-    def _fail(self, request_id: int, exc: Exception) -> None:
+    def _fail(self, request_id: int, exc: Exception, model: str | None = None) -> None:
         if isinstance(exc, EngineError):
             message = str(exc) or UNEXPECTED_ERROR
         else:
-            log.exception("request %s failed", request_id)
+            log.exception("request %s failed", request_id, exc_info=exc)
             message = UNEXPECTED_ERROR
-        self._send(Failed(request_id, error_name(exc), message, self._model_name()))
+        self._send(Failed(request_id, error_name(exc), message, model or self._model_name()))
 
     def _send(self, reply: Reply) -> None:
         try:
@@ -297,21 +352,50 @@ class EngineWorker:
 def generate_job(
     engine: Engine,
     specs: list[ImageSpec],
-    max_batch: int,
+    batching: int | BatchPolicy,
     report: Callable[[int, int], None],
     should_cancel: Callable[[], bool],
 ) -> list[GeneratedImage]:
     """One job on a loaded engine, as the engine process and every Ray replica run it."""
+    return start_job(engine, specs, batching, report, should_cancel)()
+
+
+def start_job(
+    engine: Engine,
+    specs: list[ImageSpec],
+    batching: int | BatchPolicy,
+    report: Callable[[int, int], None],
+    should_cancel: Callable[[], bool],
+) -> Callable[[], list[GeneratedImage]]:
+    """Denoise one job's pictures now; the returned call waits for their PNGs, which
+    are finished beside the next chunk's (or the next job's) denoising."""
     if should_cancel():
         raise GenerationCancelled("cancelled")
-    # At most max_batch pictures per pipeline call: more may not fit in memory.
-    chunks = [specs[i : i + max_batch] for i in range(0, len(specs), max_batch)]
+    policy = BatchPolicy(fixed=max(1, batching)) if isinstance(batching, int) else batching
     progress = _JobProgress(report)
-    images: list[GeneratedImage] = []
-    for index, chunk in enumerate(chunks):
-        on_step = progress.chunk(remaining=len(chunks) - index - 1)
-        images.extend(engine.generate(chunk, on_step=on_step, should_cancel=should_cancel))
-    return images
+    pending = []
+    position = 0
+    while position < len(specs):
+        # At most this many pictures per pipeline call: more may not fit in memory.
+        size = policy.size_for(specs[position])
+        chunk = specs[position : position + size]
+        remaining = math.ceil((len(specs) - position - len(chunk)) / size)
+        on_step = progress.chunk(remaining=remaining)
+        try:
+            pending.append(engine.start(chunk, on_step=on_step, should_cancel=should_cancel))
+        except OutOfMemory:
+            if not policy.back_off(chunk[0], len(chunk)):
+                raise
+            continue  # the same pictures again, in smaller batches
+        position += len(chunk)
+    return lambda: [image for part in pending for image in part.result()]
+
+
+def _raising(exc: Exception) -> Callable[[], object]:
+    def collect() -> object:
+        raise exc
+
+    return collect
 
 
 class _JobProgress:

@@ -394,7 +394,7 @@ class Scheduler:
         jobs = self._queue.take_batch(
             fits_with,
             lambda job: job.request.count,
-            self.config.engine.max_batch,
+            self.config.engine.batch_limit,
             first=self._passing_over(),
         )
         batch_model = model(jobs[0])
