@@ -35,6 +35,7 @@ from engine.loras import LoraSet, lora_hash
 from engine.memory import call_with_memory_fallback
 from engine.nsfw import NsfwChecker
 from engine.png import ImageParameters, encode_png, format_parameters
+from engine.previews import LatentPreview, Previewer, load_taesd
 from engine.prompts import split_lora_tags
 from engine.samplers import build_scheduler, canonical_sampler
 from engine.speed import apply_speed_options, snap_to_bucket
@@ -72,6 +73,7 @@ class LoadedModel:
     # denoiser's own (UNet downsamplings, transformer patches), and of 8.
     size_multiple: int
     loras: LoraSet
+    preview: LatentPreview | None = None  # live previews: latents -> small RGB
 
 
 @dataclass
@@ -103,6 +105,7 @@ class Engine:
         self._parked: OrderedDict[ModelSource, LoadedModel] = OrderedDict()
         self._nsfw: NsfwChecker | None = None
         self._offloaded: Any = None  # the pipeline whose CPU-offload hooks are set
+        self._taesd: Any = None  # [engine] preview_vae, loaded with the first model
 
     @property
     def model_name(self) -> str | None:
@@ -177,7 +180,13 @@ class Engine:
             encoder=family_module.Encoder(text2img, options.clip_skip),
             size_multiple=_size_multiple(text2img, traits),
             loras=LoraSet(folder, source.display_name, traits.label),
+            preview=LatentPreview(traits.name, self._preview_decoder()),
         )
+
+    def _preview_decoder(self) -> Any:
+        if self._settings.preview_vae and self._taesd is None:
+            self._taesd = load_taesd(self._settings.preview_vae, self._device, self._dtype)
+        return self._taesd
 
     def _check(self, model: LoadedModel) -> LoadedModel:
         """One step at a tiny size: a model that loads but cannot paint fails here, at
@@ -226,12 +235,13 @@ class Engine:
         *,
         on_step: ProgressCallback | None = None,
         should_cancel: CancelCheck | None = None,
+        previews: Previewer | None = None,
     ) -> list[GeneratedImage]:
         """One picture per spec, in order; specs sharing a batch key (and a prompt
-        encoding of the same length) run in one call."""
+        encoding of the same length) run in one call. `previews` gets live previews."""
         if self._model is None:
             raise EngineError("no model is loaded")
-        return self._generate(self._model, specs, on_step, should_cancel)
+        return self._generate(self._model, specs, on_step, should_cancel, previews)
 
     def _generate(
         self,
@@ -239,6 +249,7 @@ class Engine:
         specs: list[ImageSpec],
         on_step: ProgressCallback | None,
         should_cancel: CancelCheck | None,
+        previews: Previewer | None = None,
     ) -> list[GeneratedImage]:
         batches = [
             batch
@@ -251,7 +262,7 @@ class Engine:
         for batch in batches:
             if should_cancel is not None and should_cancel():
                 raise GenerationCancelled("cancelled")
-            pictures = self._run(model, batch, done, total, on_step, should_cancel)
+            pictures = self._run(model, batch, done, total, on_step, should_cancel, previews)
             flags = self._nsfw.flags(pictures) if self._nsfw else [False] * len(pictures)
             for position, picture in enumerate(pictures):
                 index = batch.indices[position]
@@ -330,6 +341,7 @@ class Engine:
         total: int,
         on_step: ProgressCallback | None,
         should_cancel: CancelCheck | None,
+        previews: Previewer | None = None,
     ) -> list[Image.Image]:
         pipe = model.pipelines[batch.mode]
         pipe.scheduler = batch.scheduler
@@ -340,6 +352,15 @@ class Engine:
         def step_end(_pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict:
             if on_step is not None:
                 on_step(done + step + 1, total)
+            if previews is not None and model.preview is not None and previews.due():
+                previews.show(
+                    model.preview,
+                    _pipe,
+                    tensors["latents"],
+                    batch.indices,
+                    batch.width,
+                    batch.height,
+                )
             if should_cancel is not None and should_cancel():
                 raise GenerationCancelled("cancelled")
             return tensors

@@ -37,6 +37,7 @@ from engine.types import (
 
 if TYPE_CHECKING:
     from engine.pipelines import Engine
+    from engine.previews import Previewer
 
 log = logging.getLogger("atelier.engine.worker")
 
@@ -96,6 +97,14 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class Preview:
+    """Live previews of a running job: picture index in the job -> a small JPEG."""
+
+    request_id: int
+    pictures: dict[int, bytes] = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Done:
     request_id: int
     value: object = field(repr=False)
@@ -110,7 +119,7 @@ class Failed:
     model: str | None
 
 
-Reply = Progress | Done | Failed
+Reply = Progress | Preview | Done | Failed
 
 UNEXPECTED_ERROR = "the engine failed unexpectedly; the details are in the bot's log"
 
@@ -169,6 +178,7 @@ class EngineWorker:
         self._running_job: str | None = None
         # (what the client asked for, the display name it got) for the loaded model.
         self._loaded: tuple[str, str] | None = None
+        self._preview_every = 0.0  # [engine] preview_every
 
     def serve(self, settings: EngineSettings) -> None:
         threading.Thread(target=self._read, name="engine-pipe-reader", daemon=True).start()
@@ -184,6 +194,7 @@ class EngineWorker:
             # resource-tracker process and be reported as leaked by our quick exit.
             tqdm.set_lock(threading.RLock())
             self._engine = Engine(settings)
+            self._preview_every = settings.preview_every
         except Exception as exc:
             self._fail(STARTUP_REQUEST, exc)
             return
@@ -240,6 +251,8 @@ class EngineWorker:
         if self._loaded != (request.model, self._engine.model_name):
             self._load(request.model)
 
+        from engine.previews import Previewer  # torch: loaded in the engine process only
+
         def should_cancel() -> bool:
             return request.job_id in self._cancelled or self._stopping.is_set()
 
@@ -249,6 +262,10 @@ class EngineWorker:
             self._max_batch,
             lambda step, total: self._send(Progress(request.request_id, step, total)),
             should_cancel,
+            previews=Previewer(
+                self._preview_every,
+                lambda pictures: self._send(Preview(request.request_id, pictures)),
+            ),
         )
 
     def _health(self) -> dict[str, object]:
@@ -286,6 +303,8 @@ def generate_job(
     max_batch: int,
     report: Callable[[int, int], None],
     should_cancel: Callable[[], bool],
+    *,
+    previews: Previewer | None = None,
 ) -> list[GeneratedImage]:
     """One job on a loaded engine, as the engine process and every Ray replica run it."""
     if should_cancel():
@@ -296,7 +315,11 @@ def generate_job(
     images: list[GeneratedImage] = []
     for index, chunk in enumerate(chunks):
         on_step = progress.chunk(remaining=len(chunks) - index - 1)
-        images.extend(engine.generate(chunk, on_step=on_step, should_cancel=should_cancel))
+        if previews is not None:
+            previews.offset = len(images)  # indices in the whole job, not the chunk
+        images.extend(
+            engine.generate(chunk, on_step=on_step, should_cancel=should_cancel, previews=previews)
+        )
     return images
 
 

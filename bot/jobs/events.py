@@ -16,7 +16,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.records import Job, ResultImage
 
@@ -39,6 +39,8 @@ class Progress:
     step: int
     total: int
     eta_seconds: float | None
+    # The newest live preview of the job (a small JPEG), when the engine made one.
+    preview: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -133,13 +135,15 @@ class EventHub:
         self.emit(job, Queued(position, eta))
         return True
 
-    def progress(self, job: Job, step: int, total: int, eta: float | None) -> None:
+    def progress(
+        self, job: Job, step: int, total: int, eta: float | None, preview: bytes | None = None
+    ) -> None:
         """At most one Progress per job every PROGRESS_INTERVAL, and always the last step."""
         now = self._clock()
         last = self._progress_sent.get(job.id)
         if step >= total or last is None or now - last >= PROGRESS_INTERVAL:
             self._progress_sent[job.id] = now
-            self.emit(job, Progress(step, total, eta))
+            self.emit(job, Progress(step, total, eta, preview))
 
     def forget(self, job_id: str) -> None:
         """The job is over: drop its throttling state."""
