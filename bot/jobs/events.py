@@ -104,6 +104,7 @@ class EventHub:
         self._clock = clock
         self._queued_sent: dict[str, tuple[int, float]] = {}  # job id -> (position, when)
         self._progress_sent: dict[str, float] = {}  # job id -> when
+        self._preview_sent: dict[str, bytes] = {}  # job id -> the last preview passed on
 
     def add_listener(self, platform: str, listener: Listener) -> None:
         delivery = _Delivery(platform, listener)
@@ -138,17 +139,22 @@ class EventHub:
     def progress(
         self, job: Job, step: int, total: int, eta: float | None, preview: bytes | None = None
     ) -> None:
-        """At most one Progress per job every PROGRESS_INTERVAL, and always the last step."""
+        """At most one Progress per job every PROGRESS_INTERVAL, and always the last step
+        and a new preview (the engine spaces those out itself: `preview_every`)."""
         now = self._clock()
         last = self._progress_sent.get(job.id)
-        if step >= total or last is None or now - last >= PROGRESS_INTERVAL:
+        new_preview = preview is not None and preview is not self._preview_sent.get(job.id)
+        if step >= total or last is None or now - last >= PROGRESS_INTERVAL or new_preview:
             self._progress_sent[job.id] = now
+            if preview is not None:
+                self._preview_sent[job.id] = preview
             self.emit(job, Progress(step, total, eta, preview))
 
     def forget(self, job_id: str) -> None:
         """The job is over: drop its throttling state."""
         self._queued_sent.pop(job_id, None)
         self._progress_sent.pop(job_id, None)
+        self._preview_sent.pop(job_id, None)
 
     async def flush(self, timeout: float = 5.0) -> None:
         """Give pending deliveries `timeout` seconds to finish, then drop the rest."""

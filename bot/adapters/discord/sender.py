@@ -42,10 +42,12 @@ PREVIEW_FILENAME = "preview.jpg"
 
 class DiscordSender:
     resend_is_safe = True
-    preview_interval = PREVIEW_INTERVAL_S
 
-    def __init__(self, client: discord.Client) -> None:
+    def __init__(
+        self, client: discord.Client, *, preview_interval: float = PREVIEW_INTERVAL_S
+    ) -> None:
         self._client = client
+        self.preview_interval = preview_interval
 
     async def show_status(self, job: Job, text: str) -> None:
         """Progress is transient: a status that cannot be shown is skipped."""

@@ -36,7 +36,7 @@ from bot.adapters.telegram.media import (
     replying_to,
 )
 from bot.adapters.telegram.retry import RetryingLimiter
-from bot.adapters.telegram.sender import UPLOAD_TIMEOUT_S, TelegramSender
+from bot.adapters.telegram.sender import PREVIEW_INTERVAL_S, UPLOAD_TIMEOUT_S, TelegramSender
 from bot.adapters.telegram.surface import ChatSurface
 from bot.commands import (
     admin,
@@ -98,6 +98,7 @@ class TelegramAdapter:
         action_interval: float = 4.5,
         connect_backoff: tuple[float, float] = CONNECT_BACKOFF_S,
         upload_timeout: float = UPLOAD_TIMEOUT_S,
+        preview_interval: float = PREVIEW_INTERVAL_S,
     ) -> None:
         self.services = services
         self.poll_timeout = poll_timeout
@@ -119,6 +120,7 @@ class TelegramAdapter:
             services.scheduler.update_origin,
             action_interval=action_interval,
             upload_timeout=upload_timeout,
+            preview_interval=preview_interval,
         )
         self._add_handlers()
 

@@ -43,7 +43,6 @@ CAPTION_LIMIT = 1024
 
 class TelegramSender:
     resend_is_safe = False
-    preview_interval = PREVIEW_INTERVAL_S
 
     def __init__(
         self,
@@ -52,8 +51,10 @@ class TelegramSender:
         *,
         action_interval: float = 4.5,
         upload_timeout: float = UPLOAD_TIMEOUT_S,
+        preview_interval: float = PREVIEW_INTERVAL_S,
     ) -> None:
         self._bot = bot
+        self.preview_interval = preview_interval
         self._save_origin = save_origin
         self._action_interval = action_interval
         self._upload_timeout = upload_timeout
