@@ -252,6 +252,7 @@ async def _read_body(
 def _apply(message: FakeMessage, payload: dict[str, Any], uploads: dict[int, SentFile]) -> None:
     """Create or edit `message` the way Discord applies a message payload."""
     message.flags &= ~LOADING
+    uploaded = list(uploads.values())
     if "content" in payload:
         message.content = payload["content"] or ""
     if "components" in payload:
@@ -270,6 +271,7 @@ def _apply(message: FakeMessage, payload: dict[str, Any], uploads: dict[int, Sen
         message.files = [*message.files, *uploads.values()]
     now = asyncio.get_running_loop().time()
     message.history.append((now, message.content, len(message.files)))
+    message.uploads.append((now, uploaded))
 
 
 def _unknown_message() -> web.HTTPException:
