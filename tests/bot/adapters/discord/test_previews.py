@@ -35,9 +35,7 @@ async def start_bot(
         boss=fake.add_user("boss", administrator=True),
     )
     path = write_config(folder, discord_section(fake, tiny_model_dir, users, guild_sync=True))
-    text = path.read_text().replace(
-        'device = "cpu"\n', f'device = "cpu"\npreview_every = {preview_every}\n', 1
-    )
+    text = path.read_text().replace("preview_every = 0\n", f"preview_every = {preview_every}\n", 1)
     path.write_text(text)
     bot = RunningBot(
         fake,

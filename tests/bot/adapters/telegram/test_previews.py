@@ -28,9 +28,7 @@ async def start_bot(
     preview_every: float,
 ) -> RunningBot:
     path = write_config(folder, telegram_config(fake, tiny_model_dir))
-    text = path.read_text().replace(
-        'device = "cpu"\n', f'device = "cpu"\npreview_every = {preview_every}\n', 1
-    )
+    text = path.read_text().replace("preview_every = 0\n", f"preview_every = {preview_every}\n", 1)
     path.write_text(text)
     return await RunningBot.start(
         fake, path, status_interval=STATUS_INTERVAL, preview_interval=PREVIEW_INTERVAL
