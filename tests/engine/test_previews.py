@@ -143,3 +143,45 @@ def test_preview_size_keeps_the_aspect_within_the_limit() -> None:
     assert preview_size(1024, 1024) == (256, 256)
     assert preview_size(1216, 832) == (256, 175)
     assert preview_size(64, 96) == (64, 96)
+
+
+def build_tiny_taesd(folder: Path, latent_channels: int = 4) -> Path:
+    """A TAESD-shaped decoder (diffusers AutoencoderTiny) with random weights."""
+    from diffusers import AutoencoderTiny
+
+    torch.manual_seed(0)
+    AutoencoderTiny(
+        encoder_block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        num_encoder_blocks=(1, 1, 1, 1),
+        num_decoder_blocks=(1, 1, 1, 1),
+        latent_channels=latent_channels,
+    ).save_pretrained(folder)
+    return folder
+
+
+def test_preview_vae_decodes_the_previews(tiny_model_dir: Path, tmp_path: Path) -> None:
+    spec = make_spec(steps=2, width=96, height=64)
+    plain = Engine(EngineSettings(device="cpu"))
+    plain.load(str(tiny_model_dir))
+    taesd = Engine(EngineSettings(device="cpu", preview_vae=str(build_tiny_taesd(tmp_path / "t"))))
+    taesd.load(str(tiny_model_dir))
+    projected, projected_sent = collecting()
+    decoded_, decoded_sent = collecting()
+    (expected,) = plain.generate([spec], previews=projected)
+    (picture,) = taesd.generate([spec], previews=decoded_)
+
+    assert picture.png == expected.png  # the preview decoder changes only the previews
+    assert [decoded(p[0]).size for p in decoded_sent] == [(96, 64), (96, 64)]
+    assert [p[0] for p in decoded_sent] != [p[0] for p in projected_sent]
+
+
+def test_a_preview_vae_that_does_not_load_falls_back_to_the_projection(
+    tiny_model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = Engine(EngineSettings(device="cpu", preview_vae=str(tmp_path / "missing")))
+    engine.load(str(tiny_model_dir))
+    previews, sent = collecting()
+    engine.generate([make_spec(steps=2)], previews=previews)
+    assert [decoded(p[0]).size for p in sent] == [(64, 64), (64, 64)]
+    assert "preview_vae" in caplog.text

@@ -97,7 +97,11 @@ async def test_previews_arrive_while_it_paints_and_the_result_replaces_them(
     mark = fake.mark()
     await fake.send_text(user, chat, "/imagine a lighthouse at dusk --steps 20")
     result = await fake.next_call(
-        "sendPhoto", since=mark, chat_id=chat["id"], where=lambda call: not is_preview(call)
+        "sendPhoto",
+        since=mark,
+        chat_id=chat["id"],
+        where=lambda call: not is_preview(call),
+        timeout=120,  # a loaded CI runner may take a while to start the engine
     )
 
     calls = status_calls(fake, chat["id"], mark)
@@ -137,7 +141,9 @@ async def test_a_cancelled_job_leaves_no_preview_behind(previewing: RunningBot) 
     chat = fake.private_chat(user)
     mark = fake.mark()
     await fake.send_text(user, chat, "/imagine a slow painting --steps 50")
-    status = await fake.next_call("sendPhoto", since=mark, chat_id=chat["id"], where=is_preview)
+    status = await fake.next_call(
+        "sendPhoto", since=mark, chat_id=chat["id"], where=is_preview, timeout=120
+    )
     await fake.send_text(user, chat, "/cancel")
 
     status_id = status.result["message_id"]
@@ -160,7 +166,7 @@ async def test_with_previews_off_the_status_stays_text(not_previewing: RunningBo
     chat = fake.private_chat(user)
     mark = fake.mark()
     await fake.send_text(user, chat, "/imagine a lighthouse at dusk --steps 20")
-    result = await not_previewing.result_photo(chat["id"], mark)
+    result = await fake.next_call("sendPhoto", since=mark, chat_id=chat["id"], timeout=120)
 
     assert fake.calls_of("editMessageMedia", since=mark) == []
     assert fake.calls_of("editMessageCaption", since=mark) == []
