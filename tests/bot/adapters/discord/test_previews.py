@@ -130,3 +130,20 @@ async def test_with_previews_off_no_edit_carries_a_picture_before_the_result(
     *status, (_, last) = message.uploads
     assert all(uploads == [] for _, uploads in status)
     assert [upload.filename.endswith(".png") for upload in last] == [True]
+
+
+async def test_a_cancelled_job_leaves_no_preview_behind(previewing: RunningBot) -> None:
+    fake = previewing.fake
+    interaction = await fake.slash(
+        "imagine", previewing.users.bob, prompt="a slow painting", steps=50
+    )
+    await fake.wait_for(
+        lambda: interaction.original is not None and preview_uploads(interaction.original),
+        timeout=120,
+        what="a preview",
+    )
+    await fake.slash("cancel", previewing.users.bob)
+    message = interaction.original
+    assert message is not None
+    await fake.wait_for(lambda: "Cancelled" in message.content, what="the cancel notice")
+    assert message.files == []
