@@ -122,16 +122,6 @@ async def test_previews_arrive_while_it_paints_and_the_result_replaces_them(
     assert "a lighthouse at dusk" in message.content
 
 
-async def test_with_previews_off_no_edit_carries_a_picture_before_the_result(
-    not_previewing: RunningBot,
-) -> None:
-    _, message = await painted(not_previewing, steps=20)
-    assert preview_uploads(message) == []
-    *status, (_, last) = message.uploads
-    assert all(uploads == [] for _, uploads in status)
-    assert [upload.filename.endswith(".png") for upload in last] == [True]
-
-
 async def test_a_cancelled_job_leaves_no_preview_behind(previewing: RunningBot) -> None:
     fake = previewing.fake
     interaction = await fake.slash(
@@ -147,3 +137,14 @@ async def test_a_cancelled_job_leaves_no_preview_behind(previewing: RunningBot) 
     assert message is not None
     await fake.wait_for(lambda: "Cancelled" in message.content, what="the cancel notice")
     assert message.files == []
+
+
+# Last: its fake Discord takes over discord.py's (global) base URLs for the module's rest.
+async def test_with_previews_off_no_edit_carries_a_picture_before_the_result(
+    not_previewing: RunningBot,
+) -> None:
+    _, message = await painted(not_previewing, steps=20)
+    assert preview_uploads(message) == []
+    *status, (_, last) = message.uploads
+    assert all(uploads == [] for _, uploads in status)
+    assert [upload.filename.endswith(".png") for upload in last] == [True]

@@ -108,7 +108,9 @@ async def test_previews_arrive_while_it_paints_and_the_result_replaces_them(
     previews = [call for call in calls if is_preview(call)]
     # The text status became a photo, whose picture was then swapped in place.
     assert previews[0].method == "sendPhoto"
-    assert len([call for call in previews if call.method == "editMessageMedia"]) >= 2
+    # At least two previews shown: the photo, then its picture swapped in place.
+    assert len(previews) >= 2
+    assert [call.method for call in previews[1:]] == ["editMessageMedia"] * (len(previews) - 1)
     status_id = previews[0].result["message_id"]
     for call in previews:
         upload = next(iter(call.files.values()))
