@@ -144,6 +144,10 @@ class EngineConfig:
     threads: int = 0  # torch threads in the engine process; 0 = automatic
     backend: Literal["local", "ray"] = "local"
     ray: RayConfig = field(default_factory=RayConfig)
+    # Live previews in the status message: seconds between a job's previews (0 = off),
+    # and a local TAESD folder to decode them with ("" = a cheap latent projection).
+    preview_every: float = 3.0
+    preview_vae: str = ""
 
     @property
     def batch_limit(self) -> int:
@@ -275,6 +279,10 @@ class Config:
             threads=self.engine.threads,
             backend=self.engine.backend,
             ray=self.engine.ray.settings(),
+            preview_every=self.engine.preview_every,
+            preview_vae=self.model_source(self.engine.preview_vae)
+            if self.engine.preview_vae
+            else "",
         )
 
     @property
@@ -463,6 +471,7 @@ def _check(config: Config) -> None:
     at_least("engine", "model_switch_wait", config.engine.model_switch_wait, 0)
     at_least("engine", "keep_in_ram", config.engine.keep_in_ram, 0)
     at_least("engine", "threads", config.engine.threads, 0)
+    at_least("engine", "preview_every", config.engine.preview_every, 0)
 
     device = config.engine.device
     if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")):

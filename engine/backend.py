@@ -16,6 +16,7 @@ from engine.client import EngineClient
 from engine.types import EngineSettings, GeneratedImage, ImageSpec
 
 ProgressCallback = Callable[[int, int], None]
+PreviewCallback = Callable[[dict[int, bytes]], None]
 
 
 class EngineBackend(Protocol):
@@ -57,8 +58,11 @@ class EngineBackend(Protocol):
         on_progress: ProgressCallback | None = None,
         *,
         timeout: float | None = None,
+        on_preview: PreviewCallback | None = None,
     ) -> list[GeneratedImage]:
-        """One picture per spec, in order, with (step, total) progress on the loop.
+        """One picture per spec, in order, with (step, total) progress on the loop, and
+        live previews ({picture index in the job: JPEG}) to `on_preview` where the
+        backend makes them (local; Ray replicas do not send any yet).
 
         Raises `GenerationCancelled` after `cancel(job_id)`, `EngineCrashed` when the
         engine running it died or ran past `timeout` (it is replaced; the job may be

@@ -39,6 +39,7 @@ from engine.worker import (
     Generate,
     Health,
     LoadModel,
+    Preview,
     Progress,
     Reply,
     Shutdown,
@@ -47,6 +48,8 @@ from engine.worker import (
 log = logging.getLogger("atelier.engine.client")
 
 ProgressCallback = Callable[[int, int], None]
+# Live previews: picture index in the job -> a small JPEG ([engine] preview_every).
+PreviewCallback = Callable[[dict[int, bytes]], None]
 
 CRASH_MESSAGE = "the engine stopped unexpectedly; your job will be retried"
 SHUTDOWN_MESSAGE = "the engine was shut down during the job"
@@ -66,6 +69,7 @@ class _Pending:
     on_progress: ProgressCallback | None = None
     timeout: float | None = None
     deadline: asyncio.Timeout | None = None
+    on_preview: PreviewCallback | None = None
 
 
 @dataclass
@@ -159,6 +163,7 @@ class EngineClient:
         on_progress: ProgressCallback | None = None,
         *,
         timeout: float | None = None,
+        on_preview: PreviewCallback | None = None,
     ) -> list[GeneratedImage]:
         """One picture per spec, in order; loads `model` first when it is not loaded.
 
@@ -172,7 +177,7 @@ class EngineClient:
             request = Generate(next(self._request_ids), job_id, model, list(specs))
             self._running_job = job_id
             try:
-                reply = await self._call(request, on_progress, timeout)
+                reply = await self._call(request, on_progress, timeout, on_preview)
             except TimeoutError:
                 self._kill(f"job {job_id} ran past {timeout:g} s")
                 raise EngineCrashed(
@@ -319,6 +324,14 @@ class EngineClient:
         if isinstance(reply, Downloading):
             self._on_download(reply)
             return
+        if isinstance(reply, Preview):
+            pending = self._pending.get(reply.request_id)
+            if pending is not None and pending.on_preview is not None:
+                try:
+                    pending.on_preview(reply.pictures)
+                except Exception:
+                    log.exception("preview callback failed")
+            return
         pending = self._pending.pop(reply.request_id, None)
         if pending is not None and not pending.future.done():
             pending.future.set_result(reply)
@@ -363,12 +376,13 @@ class EngineClient:
         request: LoadModel | Generate | Health,
         on_progress: ProgressCallback | None = None,
         timeout: float | None = None,
+        on_preview: PreviewCallback | None = None,
     ) -> Done | Failed:
         engine = self._engine
         if engine is None:
             raise EngineCrashed(CRASH_MESSAGE)
         future: asyncio.Future[Done | Failed] = asyncio.get_running_loop().create_future()
-        pending = _Pending(future, on_progress, timeout)
+        pending = _Pending(future, on_progress, timeout, on_preview=on_preview)
         self._pending[request.request_id] = pending
         try:
             try:

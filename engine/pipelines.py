@@ -38,6 +38,7 @@ from engine.loras import LoraSet, lora_hash
 from engine.memory import call_with_memory_fallback
 from engine.nsfw import NsfwChecker
 from engine.png import ImageParameters, encode_png, format_parameters
+from engine.previews import LatentPreview, Previewer, load_taesd
 from engine.prompts import EncodingCache, split_lora_tags
 from engine.samplers import build_scheduler, canonical_sampler
 from engine.speed import apply_speed_options, snap_to_bucket
@@ -76,6 +77,7 @@ class LoadedModel:
     size_multiple: int
     loras: LoraSet
     prompts: EncodingCache = field(default_factory=EncodingCache)
+    preview: LatentPreview | None = None  # live previews: latents -> small RGB
 
 
 @dataclass
@@ -109,6 +111,7 @@ class Engine:
         self._offloaded: Any = None  # the pipeline whose CPU-offload hooks are set
         self._finisher = Finisher()
         self.duty = DutyMeter()  # time in pipeline calls, for the duty cycle
+        self._taesd: Any = None  # [engine] preview_vae, loaded with the first model
 
     @property
     def model_name(self) -> str | None:
@@ -193,7 +196,13 @@ class Engine:
             encoder=family_module.Encoder(text2img, options.clip_skip),
             size_multiple=_size_multiple(text2img, traits),
             loras=LoraSet(folder, source.display_name, traits.label),
+            preview=LatentPreview(traits.name, self._preview_decoder()),
         )
+
+    def _preview_decoder(self) -> Any:
+        if self._settings.preview_vae and self._taesd is None:
+            self._taesd = load_taesd(self._settings.preview_vae, self._device, self._dtype)
+        return self._taesd
 
     def _check(self, model: LoadedModel) -> LoadedModel:
         """One step at a tiny size: a model that loads but cannot paint fails here, at
@@ -242,10 +251,13 @@ class Engine:
         *,
         on_step: ProgressCallback | None = None,
         should_cancel: CancelCheck | None = None,
+        previews: Previewer | None = None,
     ) -> list[GeneratedImage]:
         """One picture per spec, in order; specs sharing a batch key (and a prompt
-        encoding of the same length) run in one call."""
-        return self.start(specs, on_step=on_step, should_cancel=should_cancel).result()
+        encoding of the same length) run in one call. `previews` gets live previews."""
+        return self.start(
+            specs, on_step=on_step, should_cancel=should_cancel, previews=previews
+        ).result()
 
     def start(
         self,
@@ -253,12 +265,13 @@ class Engine:
         *,
         on_step: ProgressCallback | None = None,
         should_cancel: CancelCheck | None = None,
+        previews: Previewer | None = None,
     ) -> PendingImages:
         """Denoise every spec now; their safety checks and PNGs are finished on the
         finisher thread (engine/encoding.py) while the caller goes on."""
         if self._model is None:
             raise EngineError("no model is loaded")
-        return self._start(self._model, specs, on_step, should_cancel)
+        return self._start(self._model, specs, on_step, should_cancel, previews)
 
     def _start(
         self,
@@ -266,6 +279,7 @@ class Engine:
         specs: list[ImageSpec],
         on_step: ProgressCallback | None,
         should_cancel: CancelCheck | None,
+        previews: Previewer | None = None,
     ) -> PendingImages:
         batches = [
             batch
@@ -279,7 +293,7 @@ class Engine:
             if should_cancel is not None and should_cancel():
                 raise GenerationCancelled("cancelled")
             with self.duty.denoising():
-                pictures = self._run(model, batch, done, total, on_step, should_cancel)
+                pictures = self._run(model, batch, done, total, on_step, should_cancel, previews)
             pending.parts.append(
                 (batch.indices, self._finisher.submit(self._finisher_for(model, batch, pictures)))
             )
@@ -372,6 +386,7 @@ class Engine:
         total: int,
         on_step: ProgressCallback | None,
         should_cancel: CancelCheck | None,
+        previews: Previewer | None = None,
     ) -> list[Image.Image]:
         pipe = model.pipelines[batch.mode]
         pipe.scheduler = batch.scheduler
@@ -382,6 +397,15 @@ class Engine:
         def step_end(_pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict:
             if on_step is not None:
                 on_step(done + step + 1, total)
+            if previews is not None and model.preview is not None and previews.due():
+                previews.show(
+                    model.preview,
+                    _pipe,
+                    tensors["latents"],
+                    batch.indices,
+                    batch.width,
+                    batch.height,
+                )
             if should_cancel is not None and should_cancel():
                 raise GenerationCancelled("cancelled")
             return tensors

@@ -164,7 +164,10 @@ class RayEngineClient:
         on_progress: ProgressCallback | None = None,
         *,
         timeout: float | None = None,
+        on_preview: Callable[[dict[int, bytes]], None] | None = None,
     ) -> list[GeneratedImage]:
+        # `on_preview`: replicas stream progress only; live previews are the local
+        # backend's for now.
         if not specs:
             return []
         handle = self._ready_handle()

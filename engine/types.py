@@ -73,6 +73,10 @@ class EngineSettings:
     # "local": one engine process spawned by the bot; "ray": Ray Serve replicas.
     backend: Backend = "local"
     ray: RaySettings = field(default_factory=RaySettings)
+    # Live previews: seconds between a job's previews (0 = off), and a local TAESD
+    # (diffusers AutoencoderTiny) folder to decode them with ("" = the linear projection).
+    preview_every: float = 0.0
+    preview_vae: str = ""
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from engine.types import (
 
 if TYPE_CHECKING:
     from engine.pipelines import Engine
+    from engine.previews import Previewer
 
 log = logging.getLogger("atelier.engine.worker")
 
@@ -110,6 +111,14 @@ class Downloading:
 
 
 @dataclass(frozen=True)
+class Preview:
+    """Live previews of a running job: picture index in the job -> a small JPEG."""
+
+    request_id: int
+    pictures: dict[int, bytes] = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Done:
     request_id: int
     value: object = field(repr=False)
@@ -124,7 +133,7 @@ class Failed:
     model: str | None
 
 
-Reply = Progress | Downloading | Done | Failed
+Reply = Progress | Downloading | Preview | Done | Failed
 
 UNEXPECTED_ERROR = "the engine failed unexpectedly; the details are in the bot's log"
 
@@ -191,6 +200,7 @@ class EngineWorker:
         self._replies: queue.Queue[tuple[int, Callable[[], object], str | None] | None] = (
             queue.Queue()
         )
+        self._preview_every = 0.0  # [engine] preview_every
 
     def serve(self, settings: EngineSettings) -> None:
         threading.Thread(target=self._read, name="engine-pipe-reader", daemon=True).start()
@@ -212,6 +222,7 @@ class EngineWorker:
             self._batching = batch_policy(
                 self._max_batch, self._engine.device, self._engine.dtype.itemsize
             )
+            self._preview_every = settings.preview_every
         except Exception as exc:
             self._fail(STARTUP_REQUEST, exc)
             return
@@ -307,6 +318,8 @@ class EngineWorker:
         if self._loaded != (request.model, self._engine.model_name):
             self._load(request.model, request.request_id)
 
+        from engine.previews import Previewer  # torch: loaded in the engine process only
+
         def should_cancel() -> bool:
             return request.job_id in self._cancelled or self._stopping.is_set()
 
@@ -316,6 +329,10 @@ class EngineWorker:
             self._batching,
             lambda step, total: self._send(Progress(request.request_id, step, total)),
             should_cancel,
+            previews=Previewer(
+                self._preview_every,
+                lambda pictures: self._send(Preview(request.request_id, pictures)),
+            ),
         )
 
     def _health(self) -> dict[str, object]:
@@ -355,9 +372,11 @@ def generate_job(
     batching: int | BatchPolicy,
     report: Callable[[int, int], None],
     should_cancel: Callable[[], bool],
+    *,
+    previews: Previewer | None = None,
 ) -> list[GeneratedImage]:
     """One job on a loaded engine, as the engine process and every Ray replica run it."""
-    return start_job(engine, specs, batching, report, should_cancel)()
+    return start_job(engine, specs, batching, report, should_cancel, previews=previews)()
 
 
 def start_job(
@@ -366,6 +385,8 @@ def start_job(
     batching: int | BatchPolicy,
     report: Callable[[int, int], None],
     should_cancel: Callable[[], bool],
+    *,
+    previews: Previewer | None = None,
 ) -> Callable[[], list[GeneratedImage]]:
     """Denoise one job's pictures now; the returned call waits for their PNGs, which
     are finished beside the next chunk's (or the next job's) denoising."""
@@ -381,8 +402,12 @@ def start_job(
         chunk = specs[position : position + size]
         remaining = math.ceil((len(specs) - position - len(chunk)) / size)
         on_step = progress.chunk(remaining=remaining)
+        if previews is not None:
+            previews.offset = position  # indices in the whole job, not the chunk
         try:
-            pending.append(engine.start(chunk, on_step=on_step, should_cancel=should_cancel))
+            pending.append(
+                engine.start(chunk, on_step=on_step, should_cancel=should_cancel, previews=previews)
+            )
         except OutOfMemory:
             if not policy.back_off(chunk[0], len(chunk)):
                 raise

@@ -133,6 +133,9 @@ def write_config(tiny_model_dir: Path) -> Callable[..., Path]:
 [engine]
 default_model = "tiny"
 device = "cpu"
+# Off unless a test is about them: a preview photo in the chat depends on how long a
+# job takes, which tests of other things should not (tests/bot/adapters/*/test_previews.py).
+preview_every = 0
 
 [models.tiny]
 source = "{tiny_model_dir}"

@@ -2,7 +2,8 @@
 
 For each platform an adapter registers a `Sender`; the courier then
 - shows each job's status line (queued, painting 12/20…), throttled per job, with
-  each job's work in its own task so one slow upload never delays another job;
+  each job's work in its own task so one slow upload never delays another job; a
+  live preview of the picture rides on those edits, within a budget per chat too;
 - sends each job's final message from the store's outbox: the pictures, or the
   failure or cancellation. An outbox entry is marked `sending` before a send and
   deleted once it arrived, so after a kill anything not delivered goes out on the
@@ -30,8 +31,8 @@ from typing import Any
 from bot.commands import button_data, plot_render, render
 from bot.commands.base import Button
 from bot.delivery.sender import MaybeSent, NotSent, ResultLetter, Sender, Undeliverable
-from bot.delivery.status_line import StatusLine
-from bot.jobs.events import ENDINGS, Cancelled, EventHub, Failed, JobEvent
+from bot.delivery.status_line import PreviewBudget, StatusLine
+from bot.jobs.events import ENDINGS, Cancelled, EventHub, Failed, JobEvent, Progress
 from bot.jobs.plots import PLOT_KEY, PlotTracker, is_cell
 from bot.records import Delivery, Job, JobStatus, OutboxEntry
 from bot.store import Store
@@ -74,6 +75,8 @@ class Courier:
         self._sleep = sleep
         self._senders: dict[str, tuple[Sender, float]] = {}
         self._lines: OrderedDict[str, StatusLine] = OrderedDict()
+        # Chat (as the sender names it) -> its preview budget, shared by its jobs.
+        self._budgets: OrderedDict[str, PreviewBudget] = OrderedDict()
         self._deliveries: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -122,18 +125,27 @@ class Courier:
                 self._line(job.id, job.platform).finish()
             self._deliver_soon(job.id)
         else:
-            self._spawn(self._show(job, render.status_text(event)))
+            preview = event.preview if isinstance(event, Progress) else None
+            self._spawn(self._show(job, render.status_text(event), preview=preview))
 
-    async def _show(self, job: Job, text: str, *, first: bool = False) -> None:
+    async def _show(
+        self, job: Job, text: str, *, first: bool = False, preview: bytes | None = None
+    ) -> None:
         found = self._senders.get(job.platform)
         if found is None:
             return
         sender, _ = found
         line = self._line(job.id, job.platform)
+        budget = None
+        if preview is not None:
+            if hasattr(sender, "show_preview"):
+                budget = self._budget(sender, job)
+            else:
+                preview = None  # a sender without pictures in its status
         async with line.lock:
             if line.done or (first and line.started):
                 return
-            await line.show(text, functools.partial(sender.show_status, job))
+            await line.show(text, functools.partial(_edit_status, sender, job), preview, budget)
 
     async def _show_plot(self, cell: Job, event: JobEvent) -> None:
         text = await self.plots.status_text(cell, event)
@@ -277,6 +289,15 @@ class Courier:
                 self._lines.popitem(last=False)
         return line
 
+    def _budget(self, sender: Sender, job: Job) -> PreviewBudget:
+        chat = f"{job.platform}:{sender.status_chat(job)}"
+        budget = self._budgets.get(chat)
+        if budget is None:
+            budget = self._budgets[chat] = PreviewBudget(sender.preview_interval)
+            while len(self._budgets) > _REMEMBERED_JOBS:
+                self._budgets.popitem(last=False)
+        return budget
+
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(self._logged(work))
         self._tasks.add(task)
@@ -291,3 +312,10 @@ class Courier:
             raise
         except Exception:
             log.exception("delivering a job update failed")
+
+
+async def _edit_status(sender: Sender, job: Job, text: str, preview: bytes | None) -> None:
+    if preview is not None:
+        await sender.show_preview(job, text, preview)
+    else:
+        await sender.show_status(job, text)

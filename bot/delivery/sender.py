@@ -52,8 +52,19 @@ class Sender(Protocol):
     # platform-side nonce), so a send that a crash cut off may simply be repeated.
     resend_is_safe: bool
 
+    # Seconds between live preview pictures in one chat (or group), whatever job they
+    # belong to: the platform's limit on edits there.
+    preview_interval: float
+
     async def show_status(self, job: Job, text: str) -> None:
         """Show or update the job's status line; transient, may be skipped."""
+
+    async def show_preview(self, job: Job, text: str, picture: bytes) -> None:
+        """The status line with a live preview (a small JPEG) of the picture so far;
+        transient, may be skipped. Later `show_status` calls keep the picture."""
+
+    def status_chat(self, job: Job) -> str:
+        """The chat (or group) the job's status is in, for the per-chat preview budget."""
 
     async def send_result(self, letter: ResultLetter) -> None:
         """Put the pictures in the chat, replacing the status line."""

@@ -4,6 +4,11 @@ Chat platforms limit how often a message may be edited, so a status that arrives
 within `interval` of the last edit waits; it is not dropped. The newest text is shown
 once the interval is over (a trailing edit), so the user never looks at an outdated
 line (say "Queued" while the job is painting) for longer than `interval`.
+
+A live preview (a small JPEG of the picture so far) rides on the same edits, so it
+costs no edit of its own. Pictures also count against the chat's budget
+(`PreviewBudget`, one per chat or group, whatever job they belong to): an edit that
+finds it spent shows only the text, and the newest preview goes with a later edit.
 """
 
 from __future__ import annotations
@@ -14,7 +19,23 @@ from collections.abc import Awaitable, Callable
 
 log = logging.getLogger("atelier.delivery")
 
-Edit = Callable[[str], Awaitable[None]]
+# (text, a new preview picture or None): None leaves the picture shown as it is.
+Edit = Callable[[str, bytes | None], Awaitable[None]]
+
+
+class PreviewBudget:
+    """At most one preview picture per `interval` seconds in one chat (or group)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last: float | None = None
+
+    def take(self) -> bool:
+        now = asyncio.get_running_loop().time()
+        if self._last is not None and now - self._last < self.interval:
+            return False
+        self._last = now
+        return True
 
 
 class StatusLine:
@@ -28,6 +49,9 @@ class StatusLine:
         self._wanted: str | None = None
         self._shown: str | None = None
         self._shown_at: float | None = None  # loop time of the last edit
+        self._wanted_preview: bytes | None = None
+        self._shown_preview: bytes | None = None
+        self._budget: PreviewBudget | None = None
         self._edit: Edit | None = None
         self._trailing: asyncio.Task[None] | None = None
 
@@ -36,11 +60,20 @@ class StatusLine:
         """A status was already asked for."""
         return self._wanted is not None
 
-    async def show(self, text: str, edit: Edit) -> None:
-        """Show `text` with `edit` now, or once `interval` has passed since the last edit.
+    async def show(
+        self,
+        text: str,
+        edit: Edit,
+        preview: bytes | None = None,
+        budget: PreviewBudget | None = None,
+    ) -> None:
+        """Show `text` (and `preview`, when given; else the picture stays as it is) with
+        `edit` now, or once `interval` has passed since the last edit.
 
         The caller holds `lock`."""
         self._wanted, self._edit = text, edit
+        if preview is not None:
+            self._wanted_preview, self._budget = preview, budget
         if self._shown_at is None:
             await self._flush()
             return
@@ -69,8 +102,17 @@ class StatusLine:
                 log.exception("a delayed status edit failed")
 
     async def _flush(self) -> None:
-        if self._wanted is None or self._wanted == self._shown or self._edit is None:
+        if self._wanted is None or self._edit is None:
+            return
+        picture = self._wanted_preview
+        if picture is not None and picture == self._shown_preview:
+            picture = None
+        if picture is not None and self._budget is not None and not self._budget.take():
+            picture = None  # the chat had one just now: this one waits for a later edit
+        if self._wanted == self._shown and picture is None:
             return
         text = self._wanted
         self._shown, self._shown_at = text, asyncio.get_running_loop().time()
-        await self._edit(text)
+        if picture is not None:
+            self._shown_preview = picture
+        await self._edit(text, picture)

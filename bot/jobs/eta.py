@@ -9,7 +9,7 @@ several batches running at once (one per replica), waiting work is shared among 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.records import GenerationRequest, Job
 
@@ -36,6 +36,8 @@ class RunningBatch:
     model: str
     work: float
     done_fraction: float = 0.0
+    # Each job's newest live preview (job id -> JPEG), carried by its Progress events.
+    previews: dict[str, bytes] = field(default_factory=dict)
 
     def unfinished(self) -> list[Job]:
         return [job for job in self.jobs if not job.status.finished]

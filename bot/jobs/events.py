@@ -16,7 +16,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.records import Job, ResultImage
 
@@ -39,6 +39,8 @@ class Progress:
     step: int
     total: int
     eta_seconds: float | None
+    # The newest live preview of the job (a small JPEG), when the engine made one.
+    preview: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ class EventHub:
         self._queued_sent: dict[str, tuple[int, float]] = {}  # job id -> (position, when)
         self._progress_sent: dict[str, float] = {}  # job id -> when
         self._download_sent: dict[str, float] = {}  # job id -> when
+        self._preview_sent: dict[str, bytes] = {}  # job id -> the last preview passed on
 
     def add_listener(self, platform: str, listener: Listener) -> None:
         delivery = _Delivery(platform, listener)
@@ -142,13 +145,19 @@ class EventHub:
         self.emit(job, Queued(position, eta))
         return True
 
-    def progress(self, job: Job, step: int, total: int, eta: float | None) -> None:
-        """At most one Progress per job every PROGRESS_INTERVAL, and always the last step."""
+    def progress(
+        self, job: Job, step: int, total: int, eta: float | None, preview: bytes | None = None
+    ) -> None:
+        """At most one Progress per job every PROGRESS_INTERVAL, and always the last step
+        and a new preview (the engine spaces those out itself: `preview_every`)."""
         now = self._clock()
         last = self._progress_sent.get(job.id)
-        if step >= total or last is None or now - last >= PROGRESS_INTERVAL:
+        new_preview = preview is not None and preview is not self._preview_sent.get(job.id)
+        if step >= total or last is None or now - last >= PROGRESS_INTERVAL or new_preview:
             self._progress_sent[job.id] = now
-            self.emit(job, Progress(step, total, eta))
+            if preview is not None:
+                self._preview_sent[job.id] = preview
+            self.emit(job, Progress(step, total, eta, preview))
 
     def downloading(self, job: Job, event: Downloading) -> None:
         """At most one Downloading per job every PROGRESS_INTERVAL."""
@@ -163,6 +172,7 @@ class EventHub:
         self._queued_sent.pop(job_id, None)
         self._progress_sent.pop(job_id, None)
         self._download_sent.pop(job_id, None)
+        self._preview_sent.pop(job_id, None)
 
     async def flush(self, timeout: float = 5.0) -> None:
         """Give pending deliveries `timeout` seconds to finish, then drop the rest."""

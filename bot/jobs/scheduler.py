@@ -467,6 +467,7 @@ class Scheduler:
                 work.specs,
                 lambda step, total: self._on_progress(batch, step, total),
                 timeout=self.config.engine.job_timeout,
+                on_preview=lambda pictures: self._on_preview(batch, work, pictures),
             )
         except GenerationCancelled:
             for job in batch.unfinished():
@@ -533,7 +534,16 @@ class Scheduler:
             batch.done_fraction = min(1.0, step / total)
             eta = self._speed.left(batch)
             for job in batch.unfinished():
-                self.events.progress(job, step, total, eta)
+                self.events.progress(job, step, total, eta, batch.previews.get(job.id))
+
+    @staticmethod
+    def _on_preview(batch: RunningBatch, work: BatchSpecs, pictures: dict[int, bytes]) -> None:
+        """Keep each job's newest preview (of its first picture being painted); the
+        next Progress event takes it to the chat, within the status line's throttle."""
+        for job, begin, end in work.slices:
+            first = next((index for index in range(begin, end) if index in pictures), None)
+            if first is not None:
+                batch.previews[job.id] = pictures[first]
 
     def _on_download(self, progress: DownloadProgress | None) -> None:
         """Every job waits while a model downloads (the engine does nothing else): each

@@ -24,6 +24,16 @@ TRAITS = FamilyTraits(
     clip_skip=(1, 2),
 )
 
+# Live previews: latent channels -> RGB, fitted on real pictures (as ComfyUI does), for
+# a picture's rough colours while it paints without decoding it (engine/previews.py).
+PREVIEW_FACTORS = (
+    (0.3512, 0.2297, 0.3227),
+    (0.3250, 0.4974, 0.2350),
+    (-0.2829, 0.1762, 0.2721),
+    (-0.2120, -0.2616, -0.7177),
+)
+PREVIEW_BIAS = (0.0, 0.0, 0.0)
+
 
 class Encoder:
     def __init__(self, pipe: Any, clip_skip: int) -> None:

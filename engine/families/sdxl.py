@@ -25,6 +25,15 @@ TRAITS = FamilyTraits(
     clip_skip=(1,),
 )
 
+# Live previews: latent channels -> RGB (engine/previews.py); SDXL's VAE differs from 1.5's.
+PREVIEW_FACTORS = (
+    (0.3651, 0.4232, 0.4341),
+    (-0.2533, -0.0042, 0.1068),
+    (0.1076, 0.1111, -0.0362),
+    (-0.3165, -0.2492, -0.2188),
+)
+PREVIEW_BIAS = (0.1084, -0.0175, -0.0011)
+
 
 class Encoder:
     def __init__(self, pipe: Any, clip_skip: int) -> None:

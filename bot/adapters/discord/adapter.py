@@ -22,7 +22,7 @@ from discord import app_commands
 from bot.adapters.discord.origin import DiscordOrigin
 from bot.adapters.discord.panel import PANEL_ITEMS, panel_view
 from bot.adapters.discord.remix import remix_modal, submitted
-from bot.adapters.discord.sender import DiscordSender
+from bot.adapters.discord.sender import PREVIEW_INTERVAL_S, DiscordSender
 from bot.adapters.discord.slash import add_commands, add_personal_commands
 from bot.adapters.discord.surface import InteractionSurface, answer_privately, fit
 from bot.adapters.discord.views import RegionButton, ResultButton, result_view
@@ -78,6 +78,7 @@ class DiscordAdapter:
         guild_ready_timeout: float = 2.0,
         connect_backoff: tuple[float, float] = CONNECT_BACKOFF_S,
         status_interval: float = 2.0,
+        preview_interval: float = PREVIEW_INTERVAL_S,
     ) -> None:
         self.services = services
         self._ready_timeout = ready_timeout
@@ -85,6 +86,7 @@ class DiscordAdapter:
         self._guild_ready_timeout = guild_ready_timeout
         self._connect_backoff = connect_backoff
         self._status_interval = status_interval
+        self._preview_interval = preview_interval
         self.client: AtelierClient | None = None
         self._gateway: asyncio.Task[None] | None = None
 
@@ -113,7 +115,9 @@ class DiscordAdapter:
         try:
             await self._connect(client, settings.token, settings.guild_ids)
             self.services.courier.register(
-                PLATFORM, DiscordSender(client), status_interval=self._status_interval
+                PLATFORM,
+                DiscordSender(client, preview_interval=self._preview_interval),
+                status_interval=self._status_interval,
             )
             self._gateway = asyncio.create_task(client.connect(), name="discord-gateway")
             await self._wait_until_ready(self._gateway)

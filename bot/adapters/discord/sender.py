@@ -34,11 +34,20 @@ SENT_TO_DMS = "📬 Sent to your DMs (your /settings)."
 _TRANSIENT = (discord.DiscordServerError, discord.RateLimited, aiohttp.ClientError, TimeoutError)
 
 
+# Live previews: at most one picture a second per channel (Discord's message routes
+# allow about 5 per 5 s per channel; discord.py waits out the rest).
+PREVIEW_INTERVAL_S = 1.0
+PREVIEW_FILENAME = "preview.jpg"
+
+
 class DiscordSender:
     resend_is_safe = True
 
-    def __init__(self, client: discord.Client) -> None:
+    def __init__(
+        self, client: discord.Client, *, preview_interval: float = PREVIEW_INTERVAL_S
+    ) -> None:
         self._client = client
+        self.preview_interval = preview_interval
 
     async def show_status(self, job: Job, text: str) -> None:
         """Progress is transient: a status that cannot be shown is skipped."""
@@ -49,6 +58,24 @@ class DiscordSender:
             await self._webhook(origin).edit_message(origin.response_id, content=text)
         except discord.HTTPException as exc:
             log.info("Discord: status not shown (%s)", exc)
+
+    async def show_preview(self, job: Job, text: str, picture: bytes) -> None:
+        """The deferred response with the preview as its one attachment; the result's
+        edit replaces it (its `attachments` are the result's files only)."""
+        origin = self._origin(job)
+        if not origin.token_alive or origin.response_id is None:
+            return
+        try:
+            await self._webhook(origin).edit_message(
+                origin.response_id,
+                content=text,
+                attachments=[discord.File(io.BytesIO(picture), filename=PREVIEW_FILENAME)],
+            )
+        except discord.HTTPException as exc:
+            log.info("Discord: preview not shown (%s)", exc)
+
+    def status_chat(self, job: Job) -> str:
+        return str(self._origin(job).channel_id)
 
     async def send_result(self, letter: ResultLetter) -> None:
         origin = self._origin(letter.job)

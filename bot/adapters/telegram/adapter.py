@@ -39,7 +39,7 @@ from bot.adapters.telegram.media import (
 )
 from bot.adapters.telegram.polling import ConfirmingPoller
 from bot.adapters.telegram.retry import RetryingLimiter
-from bot.adapters.telegram.sender import UPLOAD_TIMEOUT_S, TelegramSender
+from bot.adapters.telegram.sender import PREVIEW_INTERVAL_S, UPLOAD_TIMEOUT_S, TelegramSender
 from bot.adapters.telegram.surface import ChatSurface
 from bot.commands import (
     admin,
@@ -104,6 +104,7 @@ class TelegramAdapter(EditingHandlers):
         action_interval: float = 4.5,
         connect_backoff: tuple[float, float] = CONNECT_BACKOFF_S,
         upload_timeout: float = UPLOAD_TIMEOUT_S,
+        preview_interval: float = PREVIEW_INTERVAL_S,
     ) -> None:
         self.services = services
         self.poll_timeout = poll_timeout
@@ -127,6 +128,7 @@ class TelegramAdapter(EditingHandlers):
             services.scheduler.update_origin,
             action_interval=action_interval,
             upload_timeout=upload_timeout,
+            preview_interval=preview_interval,
         )
         self._add_handlers()
 

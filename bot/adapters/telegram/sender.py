@@ -2,10 +2,12 @@
 paints, and the result as a photo (or an album and a keyboard message).
 
 Everything needed to find the chat is in `job.origin` (`chat_id`, `reply_to`, then
-`status_message_id`, `album_ids`, `result_message_ids`), saved as it changes, so a
-restarted bot carries on. Sends are not idempotent on Telegram (`resend_is_safe` is
-False): what was sent is recorded before the next step, and every error is mapped to
-what it proves (`retry.delivery_error`).
+`status_message_id`, `status_photo`, `album_ids`, `result_message_ids`), saved as it
+changes, so a restarted bot carries on. With live previews the status becomes a photo
+(a text message cannot gain media, so it is sent again as one) whose picture is then
+swapped with editMessageMedia and whose text is its caption. Sends are not idempotent
+on Telegram (`resend_is_safe` is False): what was sent is recorded before the next
+step, and every error is mapped to what it proves (`retry.delivery_error`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ SaveOrigin = Callable[[str, dict[str, Any]], Awaitable[None]]
 # since a timed-out send is never repeated.
 UPLOAD_TIMEOUT_S = 120.0
 SENT_TO_PRIVATE_CHAT = "📬 Sent to your private chat with me (your /settings)."
+# Live previews: one picture per 3 s per chat keeps a group under Telegram's 20
+# messages (edits included) a minute.
+PREVIEW_INTERVAL_S = 3.0
+CAPTION_LIMIT = 1024
 
 
 class TelegramSender:
@@ -45,8 +51,10 @@ class TelegramSender:
         *,
         action_interval: float = 4.5,
         upload_timeout: float = UPLOAD_TIMEOUT_S,
+        preview_interval: float = PREVIEW_INTERVAL_S,
     ) -> None:
         self._bot = bot
+        self.preview_interval = preview_interval
         self._save_origin = save_origin
         self._action_interval = action_interval
         self._upload_timeout = upload_timeout
@@ -67,15 +75,47 @@ class TelegramSender:
             await self._remember(job.id, status_message_id=message.message_id)
         else:
             try:
-                await self._bot.edit_message_text(
-                    fit(text), chat_id=origin["chat_id"], message_id=message_id
-                )
+                if origin.get("status_photo"):
+                    await self._bot.edit_message_caption(
+                        chat_id=origin["chat_id"],
+                        message_id=message_id,
+                        caption=fit(text, CAPTION_LIMIT),
+                    )
+                else:
+                    await self._bot.edit_message_text(
+                        fit(text), chat_id=origin["chat_id"], message_id=message_id
+                    )
             except BadRequest as exc:
                 # The user may have deleted the status message; progress is not worth a fuss.
                 log.info("status message of job %s not edited: %s", job.id, exc.message)
         if job.status is JobStatus.RUNNING:
             # "sending a photo…" in the chat header while it paints, not while it waits.
             self._keep_uploading(job.id, origin["chat_id"])
+
+    async def show_preview(self, job: Job, text: str, picture: bytes) -> None:
+        origin = self._origin(job)
+        chat_id = origin["chat_id"]
+        message_id = origin.get("status_message_id")
+        caption = fit(text, CAPTION_LIMIT)
+        if message_id is not None and origin.get("status_photo"):
+            try:
+                await self._bot.edit_message_media(
+                    InputMediaPhoto(picture, caption=caption),
+                    chat_id=chat_id,
+                    message_id=message_id,
+                )
+            except BadRequest as exc:
+                log.info("preview of job %s not shown: %s", job.id, exc.message)
+            return
+        message = await self._bot.send_photo(
+            chat_id, picture, caption=caption, reply_parameters=replying_to(origin.get("reply_to"))
+        )
+        await self._remember(job.id, status_message_id=message.message_id, status_photo=True)
+        if message_id is not None:
+            await self._delete(job.id, chat_id, message_id)
+
+    def status_chat(self, job: Job) -> str:
+        return str(self._origin(job)["chat_id"])
 
     async def send_result(self, letter: ResultLetter) -> None:
         job = letter.job
@@ -107,6 +147,12 @@ class TelegramSender:
         self._stop_uploading(job.id)
         origin = self._origin(job)
         message_id = origin.get("status_message_id")
+        if message_id is not None and origin.get("status_photo"):
+            # The preview goes (the picture was not finished, or not fit to show), and
+            # the notice comes as a message of its own.
+            await self._delete(job.id, origin["chat_id"], message_id)
+            await self._remember(job.id, status_message_id=None)
+            message_id = None
         try:
             if message_id is not None:
                 try:
@@ -202,6 +248,10 @@ class TelegramSender:
         if message_id is None:
             return
         try:
+            if origin.get("status_photo"):  # no preview left behind in the chat
+                await self._bot.send_message(origin["chat_id"], SENT_TO_PRIVATE_CHAT)
+                await self._delete(job_id, origin["chat_id"], message_id)
+                return
             await self._bot.edit_message_text(
                 SENT_TO_PRIVATE_CHAT, chat_id=origin["chat_id"], message_id=message_id
             )
@@ -209,12 +259,16 @@ class TelegramSender:
             log.info("status message of job %s not edited: %s", job_id, exc)
 
     async def _drop_status(self, job_id: str, origin: dict[str, Any]) -> None:
+        """The result replaces the status (with its preview, if it had one)."""
         message_id = origin.get("status_message_id")
         if message_id is not None:
-            try:
-                await self._bot.delete_message(origin["chat_id"], message_id)
-            except TelegramError as exc:  # the result is out; a stale status is cosmetic
-                log.info("status message of job %s not deleted: %s", job_id, exc)
+            await self._delete(job_id, origin["chat_id"], message_id)
+
+    async def _delete(self, job_id: str, chat_id: int, message_id: int) -> None:
+        try:
+            await self._bot.delete_message(chat_id, message_id)
+        except TelegramError as exc:  # a stale status is cosmetic
+            log.info("status message of job %s not deleted: %s", job_id, exc)
 
     # ---- helpers ------------------------------------------------------------------------
 

@@ -301,10 +301,11 @@ class FakeDiscord(RestRoutes, Gateway):
     async def wait_files(
         self, interaction: FakeInteraction, count: int, *, timeout: float = 30.0
     ) -> FakeMessage:
-        """The first message of `interaction` that carries at least `count` files."""
+        """The first message of `interaction` that carries at least `count` files (a
+        live preview on the status is not one of them)."""
 
         def found() -> FakeMessage | None:
-            return next((m for m in interaction.messages if len(m.files) >= count), None)
+            return next((m for m in interaction.messages if len(m.results) >= count), None)
 
         return await self.wait_for(found, timeout=timeout, what=f"{count} file(s)")
 

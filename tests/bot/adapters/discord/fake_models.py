@@ -118,6 +118,8 @@ class FakeMessage:
     deleted: bool = False
     # (loop time, content, number of files) after each create or edit, in order.
     history: list[tuple[float, str, int]] = field(default_factory=list)
+    # (loop time, files uploaded with it) for each create or edit, in order.
+    uploads: list[tuple[float, list[SentFile]]] = field(default_factory=list)
     nonce: str | None = None  # a channel message's nonce, when the sender gave one
 
     @property
@@ -127,6 +129,11 @@ class FakeMessage:
     @property
     def loading(self) -> bool:
         return bool(self.flags & LOADING)
+
+    @property
+    def results(self) -> list[SentFile]:
+        """Its files other than a live preview of the picture being painted."""
+        return [f for f in self.files if f.filename != "preview.jpg"]
 
     @property
     def files_at(self) -> float | None:

@@ -255,6 +255,7 @@ async def _read_body(
 def _apply(message: FakeMessage, payload: dict[str, Any], uploads: dict[int, SentFile]) -> None:
     """Create or edit `message` the way Discord applies a message payload."""
     message.flags &= ~LOADING
+    uploaded = list(uploads.values())
     if "content" in payload:
         message.content = payload["content"] or ""
     if "components" in payload:
@@ -273,6 +274,7 @@ def _apply(message: FakeMessage, payload: dict[str, Any], uploads: dict[int, Sen
         message.files = [*message.files, *uploads.values()]
     now = asyncio.get_running_loop().time()
     message.history.append((now, message.content, len(message.files)))
+    message.uploads.append((now, uploaded))
 
 
 def _check_modal(data: dict[str, Any]) -> None:

@@ -5,8 +5,9 @@ small helpers the Discord tests share.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -36,6 +37,7 @@ class RunningBot:
     users: Users
     services: Services | None = None
     adapter: DiscordAdapter | None = None
+    adapter_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def config(self) -> Config:
@@ -48,7 +50,9 @@ class RunningBot:
             config = load_config(self.config_path)
         self.services = await Services.start(config)
         # guild_ready_timeout: the fake sends its one guild at once; no need to wait 2 s.
-        self.adapter = DiscordAdapter(self.services, guild_ready_timeout=0.05)
+        self.adapter = DiscordAdapter(
+            self.services, **{"guild_ready_timeout": 0.05, **self.adapter_options}
+        )
         await self.adapter.start()
 
     async def stop(self) -> None:

@@ -125,6 +125,8 @@ class BotApiMethods:
 
     async def _api_editMessageText(self, params: dict, files: dict) -> dict[str, Any]:
         message = self._editable(params)
+        if "text" not in message:
+            raise ApiRefusal(400, "Bad Request: there is no text in the message to edit")
         _check_text(params.get("text", ""))
         markup = params.get("reply_markup")
         _check_markup(markup)
@@ -143,6 +145,47 @@ class BotApiMethods:
         if message.get("reply_markup") == markup:
             raise ApiRefusal(400, "Bad Request: message is not modified")
         message.pop("reply_markup", None)
+        if markup:
+            message["reply_markup"] = markup
+        return message
+
+    async def _api_editMessageCaption(self, params: dict, files: dict) -> dict[str, Any]:
+        message = self._editable(params)
+        if not _has_media(message):
+            raise ApiRefusal(400, "Bad Request: there is no caption in the message to edit")
+        caption = params.get("caption", "")
+        _check_caption(caption)
+        markup = params.get("reply_markup")
+        _check_markup(markup)
+        if message.get("caption", "") == caption and message.get("reply_markup") == markup:
+            raise ApiRefusal(400, "Bad Request: message is not modified")
+        message.pop("caption", None)
+        message.pop("caption_entities", None)
+        add_caption(message, caption)
+        message.pop("reply_markup", None)
+        if markup:
+            message["reply_markup"] = markup
+        return message
+
+    async def _api_editMessageMedia(self, params: dict, files: dict) -> dict[str, Any]:
+        """Only a message with media can change it (a text message cannot gain any)."""
+        message = self._editable(params)
+        if not _has_media(message):
+            raise ApiRefusal(400, "Bad Request: there is no media in the message to edit")
+        media = params.get("media") or {}
+        if media.get("type") != "photo":
+            raise ApiRefusal(400, "Bad Request: unsupported media type")
+        caption = media.get("caption", "")
+        _check_caption(caption)
+        markup = params.get("reply_markup")
+        _check_markup(markup)
+        data = _uploaded({"photo": media.get("media")}, files, "photo").data
+        file_id = self.add_file(data)
+        for kind in ("photo", "document", "caption", "caption_entities", "reply_markup"):
+            message.pop(kind, None)
+        message["photo"] = [photo_size(file_id, *_image_size(data), len(data))]
+        message["edit_date"] = int(time.time())
+        add_caption(message, caption)
         if markup:
             message["reply_markup"] = markup
         return message
@@ -276,6 +319,10 @@ def _uploaded(params: dict, files: dict[str, UploadedFile], name: str) -> Upload
     if name not in files:
         raise ApiRefusal(400, f"Bad Request: there is no {name} in the request")
     return files[name]
+
+
+def _has_media(message: dict[str, Any]) -> bool:
+    return any(kind in message for kind in ("photo", "document", "video", "animation", "audio"))
 
 
 def _check_text(text: str) -> None:
