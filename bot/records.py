@@ -80,6 +80,10 @@ class GenerationRequest:
     # img2img input, stored under the data folder (relative path); None for text2img.
     init_image: str | None = None
     strength: float | None = None
+    # An upscale's factor (2 for ⬆️): the input is enlarged by [upscale] model, then
+    # painted over at `strength` (0: not at all). None for other jobs, and for upscales
+    # queued before there was an upscaler (they stay a plain img2img).
+    upscale: float | None = None
     # The job and picture index this one was made from (re-roll, vary, upscale).
     parent_job: str | None = None
     parent_index: int | None = None

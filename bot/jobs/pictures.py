@@ -28,6 +28,7 @@ def spec_template(request: GenerationRequest, init_image: bytes | None) -> Image
         height=request.height,
         sampler=request.sampler,
         init_image=init_image,
+        upscale=request.upscale or 0.0,
     )
     # Text2img requests carry no strength; the engine's default then stands (unused).
     if request.strength is None:

@@ -14,8 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
+from engine.client import EngineClient
 from engine.pipelines import Engine
-from engine.types import EngineSettings, ImageSpec, ModelLoadError, UpscaleSettings
+from engine.types import EngineError, EngineSettings, ImageSpec, ModelLoadError, UpscaleSettings
 from engine.upscaler import _feather, _spans, load_upscaler, run_tiled
 from tests.engine.helpers import gradient, make_spec, pixels, png_bytes
 from tests.tiny_upscaler import save_tiny_upscaler
@@ -134,6 +135,17 @@ def test_a_file_that_is_no_upscaler_is_refused_at_start(
     torch.save({"layer.weight": torch.zeros(3, 3)}, unknown)
     with pytest.raises(ModelLoadError, match=r"not a super-resolution model spandrel recognises"):
         load_upscaler(UpscaleSettings(model=str(unknown)), "cpu", torch.float32)
+
+
+async def test_the_engine_process_refuses_to_start_with_such_a_file(tmp_path: Path) -> None:
+    unknown = tmp_path / "unknown.safetensors"
+    unknown.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    client = EngineClient(EngineSettings(device="cpu", upscale=UpscaleSettings(model=str(unknown))))
+    try:
+        with pytest.raises(EngineError, match=r"\[upscale\] model .*unknown.safetensors: "):
+            await client.start()
+    finally:
+        await client.close()
 
 
 def test_safetensors_files_load_too(tmp_path: Path) -> None:
