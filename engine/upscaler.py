@@ -79,7 +79,7 @@ def load_upscaler(settings: UpscaleSettings, device: str, dtype: torch.dtype) ->
     where = f"[upscale] model {path}"
     if not path.is_file():
         raise ModelLoadError(f"{where}: no such file")
-    spandrel = _import_spandrel()
+    spandrel = import_spandrel()
     try:
         descriptor = spandrel.ModelLoader(device="cpu").load_from_file(path)
     except spandrel.UnsupportedModelError:
@@ -176,7 +176,7 @@ def _feather(
     return (rows * columns)[None, None]
 
 
-def _import_spandrel() -> Any:
+def import_spandrel() -> Any:
     """spandrel, imported even where torchvision is not installed.
 
     spandrel imports torchvision only for two architectures that are not upscalers

@@ -13,9 +13,9 @@ import torch
 
 def save_tiny_upscaler(path: Path, *, scale: int = 4, seed: int = 0) -> Path:
     """Write the model's state dict to `path` (.pth, or .safetensors by its suffix)."""
-    from engine.upscaler import _import_spandrel
+    from engine.upscaler import import_spandrel
 
-    architectures = _import_spandrel().architectures
+    architectures = import_spandrel().architectures
     torch.manual_seed(seed)
     model = architectures.ESRGAN.ESRGAN(num_filters=8, num_blocks=1, scale=scale)
     state = {key: value.contiguous() for key, value in model.state_dict().items()}

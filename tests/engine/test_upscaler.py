@@ -176,3 +176,18 @@ print("ok")
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+@pytest.mark.gpu
+def test_a_2048_output_on_the_gpu_holds_one_tile_at_a_time(upscaler_file: Path) -> None:
+    picture = Image.fromarray(gradient(width=1024, height=1024))
+    peaks = {}
+    for tile in (256, 1024):  # 1024: the whole picture at once
+        settings = UpscaleSettings(model=str(upscaler_file), tile=tile, overlap=32)
+        upscaler = load_upscaler(settings, "cuda", torch.float16)
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        assert upscaler.upscale(picture, (2048, 2048)).size == (2048, 2048)
+        peaks[tile] = torch.cuda.max_memory_allocated()
+    # Tiles of a sixteenth of the picture: a fraction of the memory.
+    assert peaks[256] < peaks[1024] / 4

@@ -1,0 +1,150 @@
+"""What an upscale job costs: 512 px in, 1024 px out, on the tiny models.
+
+The upscaler is the tests' tiny random-weight ESRGAN (`tests/tiny_upscaler.py`, 8
+features, one block: a 4x model whose output is resized to 2x); the detail pass is
+the tiny SD model's img2img at strength 0.3 with VAE tiling. Rows, each through
+`Engine.generate` as the engine process runs it (decode, upscale, PNG with metadata):
+- lanczos: no [upscale] model, no detail pass (resize only);
+- model: the tiny ESRGAN on one tile (512 px fits the default tile);
+- model, 256 tiles: the same in four-plus tiles with a 32 px blended overlap;
+- model + detail: the tiny ESRGAN, then the detail pass;
+and the baseline, a bare spandrel call on the whole picture plus a Lanczos resize,
+which the model rows are divided by (the engine's own cost: decode, tiling, PNG).
+
+    python bench/upscale.py [--rounds 3] [--threads 1]
+
+Random weights cost the same compute as trained ones; a real 4x-UltraSharp has 64
+features and 23 blocks (about 60 times the work per pixel).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, Python puts this folder first on the import path; import from the
+# repository root instead.
+if str(Path(__file__).resolve().parent) in sys.path:
+    sys.path.remove(str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse
+import io
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+import bench.common  # noqa: F401  (quiet library logging, offline hub)
+from engine.pipelines import Engine
+from engine.types import EngineSettings, ImageSpec, UpscaleSettings
+from engine.upscaler import load_upscaler
+from tests.tiny_model import build_tiny_pipeline
+from tests.tiny_upscaler import save_tiny_upscaler
+
+SIDE = 512
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (fixed)")
+    return parser.parse_args()
+
+
+def source_png() -> bytes:
+    """A picture with detail at every scale: smooth gradients plus fixed noise."""
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:SIDE, 0:SIDE]
+    array = np.stack([x / SIDE * 255, y / SIDE * 255, (x + y) / (2 * SIDE) * 255], axis=-1)
+    array = np.clip(array + rng.normal(0, 20, array.shape), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def timed(call: Callable[[], object], rounds: int) -> list[float]:
+    call()  # warm-up: first-call allocations and lazy imports are not the job's cost
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def line(label: str, seconds: list[float], baseline: float | None = None) -> str:
+    values = sorted(seconds)
+    median = statistics.median(values)
+    ratio = f"   x{median / baseline:.2f} of bare" if baseline else ""
+    return (
+        f"{label:<20} median {median:7.3f} s   min {values[0]:7.3f} s   "
+        f"max {values[-1]:7.3f} s{ratio}"
+    )
+
+
+def main() -> None:
+    from diffusers.utils import logging as diffusers_logging
+
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    diffusers_logging.disable_progress_bar()
+    data = source_png()
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        model_dir = build_tiny_pipeline(folder / "tiny")
+        upscaler_file = save_tiny_upscaler(folder / "4x-Tiny.pth")
+
+        def engine(upscale: UpscaleSettings) -> Engine:
+            built = Engine(
+                EngineSettings(device="cpu", models={"tiny": str(model_dir)}, upscale=upscale)
+            )
+            built.load("tiny")
+            return built
+
+        def job(built: Engine, strength: float) -> Callable[[], object]:
+            spec = ImageSpec(
+                prompt="a red fox",
+                seed=1,
+                steps=4,
+                width=2 * SIDE,
+                height=2 * SIDE,
+                init_image=data,
+                strength=strength,
+                upscale=2,
+            )
+            return lambda: built.generate([spec])
+
+        descriptor = load_upscaler(
+            UpscaleSettings(model=str(upscaler_file)), "cpu", torch.float32
+        )._model
+
+        def bare() -> Image.Image:
+            with Image.open(io.BytesIO(data)) as picture:
+                array = np.array(picture.convert("RGB"))
+            pixels = torch.from_numpy(array).permute(2, 0, 1)[None].float() / 255
+            with torch.inference_mode():
+                output = descriptor(pixels)[0].permute(1, 2, 0).mul(255).round().byte()
+            return Image.fromarray(output.numpy()).resize((2 * SIDE,) * 2, Image.Resampling.LANCZOS)
+
+        print(
+            f"upscale {SIDE}x{SIDE} -> {2 * SIDE}x{2 * SIDE}, cpu float32, "
+            f"{args.threads} thread(s), {args.rounds} rounds (after one warm-up)"
+        )
+        baseline = timed(bare, args.rounds)
+        base = statistics.median(baseline)
+        print(line("bare spandrel", baseline))
+        print(line("lanczos", timed(job(engine(UpscaleSettings()), 0), args.rounds)))
+        with_model = engine(UpscaleSettings(model=str(upscaler_file)))
+        print(line("model", timed(job(with_model, 0), args.rounds), base))
+        tiled = engine(UpscaleSettings(model=str(upscaler_file), tile=256, overlap=32))
+        print(line("model, 256 tiles", timed(job(tiled, 0), args.rounds), base))
+        print(line("model + detail 0.3", timed(job(with_model, 0.3), args.rounds), base))
+
+
+if __name__ == "__main__":
+    main()
