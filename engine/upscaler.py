@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine.types import ModelLoadError, UpscaleSettings
+from engine.loading import first_line, free_memory
+from engine.types import EngineError, ModelLoadError, UpscaleSettings
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,16 @@ class Upscaler:
     def upscale(self, picture: Image.Image, size: tuple[int, int]) -> Image.Image:
         """`picture` enlarged by the model (if any), then resized to exactly `size`."""
         if self._model is not None:
-            picture = self._run_model(picture)
+            try:
+                picture = self._run_model(picture)
+            except torch.cuda.OutOfMemoryError:
+                free_memory()
+                raise EngineError(
+                    "out of GPU memory while upscaling; a smaller [upscale] tile needs less"
+                ) from None
+            except Exception as exc:  # the job fails with a reason; the engine stays up
+                log.exception("upscaling failed")
+                raise EngineError(f"upscaling failed: {first_line(exc)}") from None
         if picture.size != size:
             picture = picture.resize(size, Image.Resampling.LANCZOS)
         return picture
@@ -87,8 +97,7 @@ def load_upscaler(settings: UpscaleSettings, device: str, dtype: torch.dtype) ->
             f"{where}: not a super-resolution model spandrel recognises (ESRGAN, SwinIR, ...)"
         ) from None
     except Exception as exc:  # unpickling, safetensors, zip and shape errors alike
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"{where}: cannot be loaded: {first}") from None
+        raise ModelLoadError(f"{where}: cannot be loaded: {first_line(exc)}") from None
     if not isinstance(descriptor, spandrel.ImageModelDescriptor):
         raise ModelLoadError(f"{where}: takes a mask too ({descriptor.architecture.name})")
     if descriptor.input_channels != 3 or descriptor.output_channels != 3:
