@@ -10,6 +10,7 @@ the tiny SD model's img2img at strength 0.3 with VAE tiling. Rows, each through
 - model + detail: the tiny ESRGAN, then the detail pass;
 and the baseline, a bare spandrel call on the whole picture plus a Lanczos resize,
 which the model rows are divided by (the engine's own cost: decode, tiling, PNG).
+The rows take turns within each round, so load from other processes falls on all alike.
 
     python bench/upscale.py [--rounds 3] [--threads 1]
 
@@ -67,13 +68,17 @@ def source_png() -> bytes:
     return buffer.getvalue()
 
 
-def timed(call: Callable[[], object], rounds: int) -> list[float]:
-    call()  # warm-up: first-call allocations and lazy imports are not the job's cost
-    times = []
+def timed(calls: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
+    """Seconds per call, the calls taking turns within each round: load from others on
+    a shared machine falls on all of them alike, so their ratios hold."""
+    for call in calls.values():
+        call()  # warm-up: first-call allocations and lazy imports are not the job's cost
+    times: dict[str, list[float]] = {label: [] for label in calls}
     for _ in range(rounds):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
+        for label, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[label].append(time.perf_counter() - start)
     return times
 
 
@@ -135,15 +140,21 @@ def main() -> None:
             f"upscale {SIDE}x{SIDE} -> {2 * SIDE}x{2 * SIDE}, cpu float32, "
             f"{args.threads} thread(s), {args.rounds} rounds (after one warm-up)"
         )
-        baseline = timed(bare, args.rounds)
-        base = statistics.median(baseline)
-        print(line("bare spandrel", baseline))
-        print(line("lanczos", timed(job(engine(UpscaleSettings()), 0), args.rounds)))
         with_model = engine(UpscaleSettings(model=str(upscaler_file)))
-        print(line("model", timed(job(with_model, 0), args.rounds), base))
         tiled = engine(UpscaleSettings(model=str(upscaler_file), tile=256, overlap=32))
-        print(line("model, 256 tiles", timed(job(tiled, 0), args.rounds), base))
-        print(line("model + detail 0.3", timed(job(with_model, 0.3), args.rounds), base))
+        times = timed(
+            {
+                "bare spandrel": bare,
+                "lanczos": job(engine(UpscaleSettings()), 0),
+                "model": job(with_model, 0),
+                "model, 256 tiles": job(tiled, 0),
+                "model + detail 0.3": job(with_model, 0.3),
+            },
+            args.rounds,
+        )
+        base = statistics.median(times["bare spandrel"])
+        for label, seconds in times.items():
+            print(line(label, seconds, base if label.startswith("model") else None))
 
 
 if __name__ == "__main__":
