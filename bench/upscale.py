@@ -12,7 +12,7 @@ and the baseline, a bare spandrel call on the whole picture plus a Lanczos resiz
 which the model rows are divided by (the engine's own cost: decode, tiling, PNG).
 The rows take turns within each round, so load from other processes falls on all alike.
 
-    python bench/upscale.py [--rounds 3] [--threads 1]
+    python bench/upscale.py [--rounds 3] [--threads 1] [--side 512]
 
 Random weights cost the same compute as trained ones; a real 4x-UltraSharp has 64
 features and 23 blocks (about 60 times the work per pixel).
@@ -47,21 +47,20 @@ from engine.upscaler import load_upscaler
 from tests.tiny_model import build_tiny_pipeline
 from tests.tiny_upscaler import save_tiny_upscaler
 
-SIDE = 512
-
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (fixed)")
+    parser.add_argument("--side", type=int, default=512, help="input side (output: twice)")
     return parser.parse_args()
 
 
-def source_png() -> bytes:
+def source_png(side: int) -> bytes:
     """A picture with detail at every scale: smooth gradients plus fixed noise."""
     rng = np.random.default_rng(0)
-    y, x = np.mgrid[0:SIDE, 0:SIDE]
-    array = np.stack([x / SIDE * 255, y / SIDE * 255, (x + y) / (2 * SIDE) * 255], axis=-1)
+    y, x = np.mgrid[0:side, 0:side]
+    array = np.stack([x / side * 255, y / side * 255, (x + y) / (2 * side) * 255], axis=-1)
     array = np.clip(array + rng.normal(0, 20, array.shape), 0, 255).astype(np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
@@ -98,7 +97,8 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     diffusers_logging.disable_progress_bar()
-    data = source_png()
+    side = args.side
+    data = source_png(side)
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         model_dir = build_tiny_pipeline(folder / "tiny")
@@ -116,8 +116,8 @@ def main() -> None:
                 prompt="a red fox",
                 seed=1,
                 steps=4,
-                width=2 * SIDE,
-                height=2 * SIDE,
+                width=2 * side,
+                height=2 * side,
                 init_image=data,
                 strength=strength,
                 upscale=2,
@@ -134,10 +134,10 @@ def main() -> None:
             pixels = torch.from_numpy(array).permute(2, 0, 1)[None].float() / 255
             with torch.inference_mode():
                 output = descriptor(pixels)[0].permute(1, 2, 0).mul(255).round().byte()
-            return Image.fromarray(output.numpy()).resize((2 * SIDE,) * 2, Image.Resampling.LANCZOS)
+            return Image.fromarray(output.numpy()).resize((2 * side,) * 2, Image.Resampling.LANCZOS)
 
         print(
-            f"upscale {SIDE}x{SIDE} -> {2 * SIDE}x{2 * SIDE}, cpu float32, "
+            f"upscale {side}x{side} -> {2 * side}x{2 * side}, cpu float32, "
             f"{args.threads} thread(s), {args.rounds} rounds (after one warm-up)"
         )
         with_model = engine(UpscaleSettings(model=str(upscaler_file)))
