@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from bot.validation import STRENGTH_RANGE
 from engine.batching import AUTO, gpu_visible, scheduler_limit
 from engine.families import FAMILIES, FamilyTraits
 from engine.inspect import InspectError, ModelInfo, family_defaults, inspect_model
 from engine.samplers import canonical_sampler
-from engine.types import EngineSettings, ModelOptions, RaySettings
+from engine.types import EngineSettings, ModelOptions, RaySettings, UpscaleSettings
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
 CONFIG_ENV_VAR = "ATELIER_CONFIG"
@@ -170,6 +171,23 @@ class LorasConfig:
 
 
 @dataclass(frozen=True)
+class UpscaleConfig:
+    """`[upscale]`: what ⬆️ Upscale and U1-U4 do (twice the side)."""
+
+    # A super-resolution model file (any architecture spandrel detects: ESRGAN,
+    # RealESRGAN, SwinIR, ...); "" = Lanczos resizing.
+    model: str = ""
+    # The img2img pass over the enlarged picture that adds detail; 0 = none.
+    detail_strength: float = 0.3
+    tile: int = 512  # the model runs on tiles this many pixels a side ...
+    tile_overlap: int = 32  # ... that share this many, blended
+
+    def settings(self, config: Config) -> UpscaleSettings:
+        model = str(config.resolve_path(self.model)) if self.model else ""
+        return UpscaleSettings(model=model, tile=self.tile, overlap=self.tile_overlap)
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     jobs_per_minute: int = 3
     max_queued_per_user: int = 3
@@ -232,6 +250,7 @@ class Config:
     engine: EngineConfig = field(default_factory=EngineConfig)
     models: dict[str, ModelConfig] = field(default_factory=dict)
     loras: LorasConfig = field(default_factory=LorasConfig)
+    upscale: UpscaleConfig = field(default_factory=UpscaleConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     avatar: AvatarConfig = field(default_factory=AvatarConfig)
@@ -283,6 +302,7 @@ class Config:
             preview_vae=self.model_source(self.engine.preview_vae)
             if self.engine.preview_vae
             else "",
+            upscale=self.upscale.settings(self),
         )
 
     @property
@@ -500,6 +520,7 @@ def _check(config: Config) -> None:
     if presets_file and not config.resolve_path(presets_file).exists():
         raise ConfigError(f"[avatar] presets_file: {presets_file} does not exist")
     _check_admin_ids(config.admins)
+    _check_upscale(config)
 
 
 def _check_model(name: str, model: ModelConfig) -> None:
@@ -522,6 +543,38 @@ def _check_model(name: str, model: ModelConfig) -> None:
         value = getattr(model, key)
         if value is not None and value < (64 if key == "max_side" else 1):
             raise ConfigError(f"{where} {key}: too small ({value})")
+
+
+def _check_upscale(config: Config) -> None:
+    """What can be checked without loading the model; the engine loads it at start and
+    says there if it is not a model spandrel knows."""
+    upscale = config.upscale
+    strength = upscale.detail_strength
+    low, high = STRENGTH_RANGE
+    if strength != 0 and not low <= strength <= high:
+        raise ConfigError(
+            f"[upscale] detail_strength: 0 (no detail pass) or {low:g} to {high:g}, "
+            f"got {strength:g}"
+        )
+    if upscale.tile < 32:
+        raise ConfigError(f"[upscale] tile: must be at least 32, got {upscale.tile}")
+    if not 0 <= upscale.tile_overlap <= upscale.tile // 2:
+        raise ConfigError(
+            f"[upscale] tile_overlap: 0 to half the tile ({upscale.tile // 2}), "
+            f"got {upscale.tile_overlap}"
+        )
+    if not upscale.model:
+        return
+    path = config.resolve_path(upscale.model)
+    if path.is_dir():
+        raise ConfigError(f"[upscale] model: {path} is a folder; name the model file in it")
+    if not path.is_file():
+        raise ConfigError(f"[upscale] model: {path} does not exist")
+    try:
+        with path.open("rb") as file:
+            file.read(1)
+    except OSError as exc:
+        raise ConfigError(f"[upscale] model: cannot read {path}: {exc.strerror or exc}") from None
 
 
 def is_user_id(value: str) -> bool:

@@ -84,6 +84,10 @@ class GenerationRequest:
     strength: float | None = None
     # Inpaint mask (white = repaint) under the data folder; None: no mask.
     mask_image: str | None = None
+    # An upscale's factor (2 for ⬆️): the input is enlarged by [upscale] model, then
+    # painted over at `strength` (0: not at all). None for other jobs, and for upscales
+    # queued before there was an upscaler (they stay a plain img2img).
+    upscale: float | None = None
     # The job and picture index this one was made from (re-roll, vary, upscale).
     parent_job: str | None = None
     parent_index: int | None = None

@@ -14,14 +14,17 @@ def round_size(value: int, multiple: int) -> int:
     return max(multiple, int(value / multiple + 0.5) * multiple)
 
 
-def decode_image(data: bytes, size: tuple[int, int], *, what: str = "image") -> Image.Image:
-    """An RGB picture resized to `size`; the caller has already size-checked the bytes."""
+def decode_image(
+    data: bytes, size: tuple[int, int] | None = None, *, what: str = "image"
+) -> Image.Image:
+    """An RGB picture resized to `size` (None: as it is); the caller has already
+    size-checked the bytes."""
     try:
         with Image.open(io.BytesIO(data)) as opened:
             picture = opened.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise EngineError(f"the {what} is not a picture Pillow can read") from exc
-    if picture.size != size:
+    if size is not None and picture.size != size:
         picture = picture.resize(size, Image.Resampling.LANCZOS)
     return picture
 

@@ -53,6 +53,7 @@ from engine.types import (
     ModelLoadError,
     ModelOptions,
 )
+from engine.upscaler import load_upscaler, vae_tiling
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,8 @@ class Engine:
         self._finisher = Finisher()
         self.duty = DutyMeter()  # time in pipeline calls, for the duty cycle
         self._taesd: Any = None  # [engine] preview_vae, loaded with the first model
+        # [upscale]: loaded with the engine, so a bad model file fails the start.
+        self._upscaler = load_upscaler(settings.upscale, self._device, self._dtype)
 
     @property
     def model_name(self) -> str | None:
@@ -292,8 +295,13 @@ class Engine:
         for batch in batches:
             if should_cancel is not None and should_cancel():
                 raise GenerationCancelled("cancelled")
-            with self.duty.denoising():
-                pictures = self._run(model, batch, done, total, on_step, should_cancel, previews)
+            if batch.steps == 0:  # an upscale without a detail pass: its enlarged input
+                pictures = batch.init_images
+            else:
+                with self.duty.denoising():
+                    pictures = self._run(
+                        model, batch, done, total, on_step, should_cancel, previews
+                    )
             pending.parts.append(
                 (batch.indices, self._finisher.submit(self._finisher_for(model, batch, pictures)))
             )
@@ -326,13 +334,16 @@ class Engine:
             raise EngineError("steps must be at least 1")
         if first.width < 1 or first.height < 1:
             raise EngineError("width and height must be positive")
-        if first.mode != "text2img" and not 0.0 < first.strength <= 1.0:
+        resize_only = first.upscale > 0 and first.strength == 0
+        if first.mode != "text2img" and not (0.0 < first.strength <= 1.0 or resize_only):
             raise EngineError("strength must be above 0 and at most 1")
         width, height = first.width, first.height
         if self._settings.compile and self._device.startswith("cuda"):
             width, height = snap_to_bucket(width, height, model.info)
         width = round_size(width, model.size_multiple)
         height = round_size(height, model.size_multiple)
+        if resize_only:
+            return [self._resize_batch(indices, specs, sampler, (width, height))]
         _, tags = split_lora_tags(first.prompt)
         loras = model.loras.resolve(tags)
         own_inpainter = _denoiser(model.pipelines["inpaint"]) is not _denoiser(
@@ -372,11 +383,27 @@ class Engine:
             batch.total_steps = count_denoising_steps(batch, model.pipelines[batch.mode])
             for spec in batch.specs:
                 if spec.init_image is not None:
-                    batch.init_images.append(decode_image(spec.init_image, (width, height)))
+                    batch.init_images.append(self._input_picture(spec, (width, height)))
                 if spec.mode == "inpaint" and spec.mask_image is not None:
                     batch.masks.append(decode_mask(spec.mask_image, (width, height)))
             batches.append(batch)
         return batches
+
+    def _input_picture(self, spec: ImageSpec, size: tuple[int, int]) -> Image.Image:
+        """A spec's init image at `size`: enlarged by the upscaler for an upscale."""
+        assert spec.init_image is not None
+        if not spec.upscale:
+            return decode_image(spec.init_image, size)
+        return self._upscaler.upscale(decode_image(spec.init_image), size)
+
+    def _resize_batch(
+        self, indices: list[int], specs: list[ImageSpec], sampler: str, size: tuple[int, int]
+    ) -> Batch:
+        """Upscales without a detail pass: nothing to encode or denoise."""
+        chosen = [specs[index] for index in indices]
+        batch = Batch(indices, chosen, "img2img", sampler, *size, 0, 0, None)
+        batch.init_images = [self._input_picture(spec, size) for spec in chosen]
+        return batch
 
     def _run(
         self,
@@ -434,7 +461,9 @@ class Engine:
             with torch.no_grad():
                 return pipe(**arguments).images
 
-        pictures = call_with_memory_fallback(pipe, call)
+        # An upscale's detail pass paints a big picture: the VAE decodes it in tiles.
+        with vae_tiling(pipe, batch.specs[0].upscale > 0):
+            pictures = call_with_memory_fallback(pipe, call)
         if batch.mode == "inpaint":
             pictures = [
                 paste_unmasked(picture, original, mask)
@@ -472,7 +501,11 @@ class Engine:
                 width=picture.width,
                 height=picture.height,
                 model=model.source.display_name,
-                denoising_strength=spec.strength if batch.mode != "text2img" else None,
+                denoising_strength=spec.strength
+                if batch.mode != "text2img" and batch.steps > 0
+                else None,
+                hires_upscale=spec.upscale or None,
+                hires_upscaler=self._upscaler.name if spec.upscale else "",
                 lora_hashes={name: lora_hash(path) for name, path, _ in batch.loras},
             )
         )

@@ -24,6 +24,9 @@ class ImageParameters:
     model: str
     # Set for img2img and inpaint only.
     denoising_strength: float | None = None
+    # Set for upscales: the factor and the upscaler's name ("Lanczos" or the model file's).
+    hires_upscale: float | None = None
+    hires_upscaler: str = ""
     # LoRA name -> A1111 short hash, for the LoRAs the prompt's tags turned on.
     lora_hashes: dict[str, str] = field(default_factory=dict)
 
@@ -47,6 +50,9 @@ def format_parameters(params: ImageParameters) -> str:
     ]
     if params.denoising_strength is not None:
         fields.append(f"Denoising strength: {format_number(params.denoising_strength)}")
+    if params.hires_upscale is not None:
+        fields.append(f"Hires upscale: {format_number(params.hires_upscale)}")
+        fields.append(f"Hires upscaler: {params.hires_upscaler}")
     if params.lora_hashes:
         # As A1111 writes it; the `<lora:...>` tags stay in the prompt line above.
         hashes = ", ".join(f"{name}: {digest}" for name, digest in params.lora_hashes.items())

@@ -49,6 +49,19 @@ class RaySettings:
 
 
 @dataclass(frozen=True)
+class UpscaleSettings:
+    """`[upscale]`: how upscale jobs enlarge their picture before the detail pass."""
+
+    # A super-resolution model file (.pth, .safetensors, ...) of any architecture
+    # spandrel detects (ESRGAN, RealESRGAN, SwinIR, ...); "" = Lanczos resizing.
+    model: str = ""
+    # The model runs on tiles of this many input pixels a side, which share `overlap`
+    # pixels blended across the seam: memory stays bounded whatever the picture's size.
+    tile: int = 512
+    overlap: int = 32
+
+
+@dataclass(frozen=True)
 class EngineSettings:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: str = "auto"  # auto | float16 | bfloat16 | float32
@@ -77,6 +90,7 @@ class EngineSettings:
     # (diffusers AutoencoderTiny) folder to decode them with ("" = the linear projection).
     preview_every: float = 0.0
     preview_vae: str = ""
+    upscale: UpscaleSettings = field(default_factory=UpscaleSettings)
 
 
 @dataclass(frozen=True)
@@ -96,6 +110,9 @@ class ImageSpec:
     strength: float = 0.75
     # White pixels are repainted; inpaint when set together with init_image.
     mask_image: bytes | None = field(default=None, repr=False)
+    # An upscale's factor (2 for ⬆️), 0 for other jobs: init_image is enlarged by the
+    # upscaler to width x height, then painted over at `strength` (0: not painted).
+    upscale: float = 0.0
 
     @property
     def mode(self) -> Mode:
@@ -121,6 +138,7 @@ class ImageSpec:
             self.sampler,
             strength,
             self.loras,
+            self.upscale,
         )
 
 

@@ -89,6 +89,9 @@ ensure_venv() {
   local stamp=".venv/.atelier-${extras:-base}"
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     python -m pip install --quiet -e ".${extras:+[$extras]}"
+    # The tests need spandrel ([upscale]), without the torchvision it pulls: PyPI's
+    # Linux torchvision is a CUDA build that breaks the CPU torch they run on.
+    [ "$extras" != test ] || python -m pip install --quiet --no-deps "spandrel>=0.4,<0.5"
     touch "$stamp"
   fi
 }

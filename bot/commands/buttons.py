@@ -21,8 +21,6 @@ from bot.records import GenerationRequest, Job
 from bot.validation import MIN_SIDE, BadInput
 
 VARY_STRENGTH = 0.6
-# Low: an upscale should add detail, not change the picture.
-UPSCALE_STRENGTH = 0.3
 INVALID = "That button no longer works. Run the command again."
 
 
@@ -86,6 +84,8 @@ async def _reroll(ctx: Context, job: Job) -> Outcome:
         )
     except BadInput as exc:
         return await generation.refuse(ctx, exc)
+    if request.upscale is not None:
+        new = _as_upscale(new, request.upscale, request.strength or 0.0)
     return await generation.submit(ctx, new)
 
 
@@ -103,7 +103,8 @@ async def _img2img(ctx: Context, job: Job, pressed: ButtonData, index: int) -> O
             seed = None
         else:
             width, height = _upscaled_size(request, ctx.services.config.limits.max_side)
-            source = ImageSource(image.path, width, height, UPSCALE_STRENGTH)
+            # Checked as a vary's; the upscale's own strength is set below.
+            source = ImageSource(image.path, width, height, VARY_STRENGTH)
             kind = "upscale"
             seed = image.seed  # the same noise keeps the details where they were
         params = _params_of(request, size=f"{width}x{height}", count=1, seed=seed)
@@ -112,7 +113,16 @@ async def _img2img(ctx: Context, job: Job, pressed: ButtonData, index: int) -> O
         )
     except BadInput as exc:
         return await generation.refuse(ctx, exc)
+    if kind == "upscale":
+        strength = ctx.services.config.upscale.detail_strength
+        new = _as_upscale(new, round(width / request.width, 2), strength)
     return await generation.submit(ctx, new)
+
+
+def _as_upscale(request: GenerationRequest, factor: float, strength: float) -> GenerationRequest:
+    """An upscale's factor and detail strength, set after the checks: 0 (no detail
+    pass, an admin's [upscale] choice) is below what a user may ask for."""
+    return dataclasses.replace(request, upscale=factor, strength=strength)
 
 
 def _upscaled_size(request: GenerationRequest, max_side: int) -> tuple[int, int]:

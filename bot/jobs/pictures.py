@@ -31,6 +31,7 @@ def spec_template(
         sampler=request.sampler,
         init_image=init_image,
         mask_image=mask_image,
+        upscale=request.upscale or 0.0,
     )
     # Text2img requests carry no strength; the engine's default then stands (unused).
     if request.strength is None:

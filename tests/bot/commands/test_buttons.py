@@ -56,12 +56,23 @@ async def test_vary_and_upscale_start_from_the_result(harness: Harness) -> None:
     assert isinstance(upscaled, JobAccepted), upscaled
     request = upscaled.job.request
     assert (request.kind, request.strength, request.count) == ("upscale", 0.3, 1)
-    assert (request.width, request.height) == (256, 128)
+    assert (request.width, request.height, request.upscale) == (256, 128, 2)
     assert request.seed == job.images[0].seed
     done = await harness.finished(upscaled.job.id)
     assert done.status.painted, done.error
     with Image.open(harness.services.config.data_dir / done.images[0].path) as picture:
         assert picture.size == (256, 128)
+        # No [upscale] model here: Lanczos, then the detail pass, as A1111 writes it.
+        assert picture.info["parameters"].endswith(
+            "Denoising strength: 0.3, Hires upscale: 2, Hires upscaler: Lanczos"
+        )
+
+    again = await buttons.run(ctx, buttons.encode("reroll", upscaled.job.id))
+    assert isinstance(again, JobAccepted), again
+    rerolled = again.job.request
+    assert (rerolled.kind, rerolled.upscale, rerolled.strength) == ("upscale", 2, 0.3)
+    assert (rerolled.init_image, rerolled.width) == (request.init_image, 256)
+    await harness.drop(again)
 
 
 async def test_upscale_fits_the_size_limit_then_refuses(harness: Harness) -> None:
@@ -71,6 +82,7 @@ async def test_upscale_fits_the_size_limit_then_refuses(harness: Harness) -> Non
     outcome = await buttons.run(ctx, buttons.encode("upscale", job.id, 0))
     assert isinstance(outcome, JobAccepted), outcome
     assert (outcome.job.request.width, outcome.job.request.height) == (256, 64)
+    assert outcome.job.request.upscale == 1.33
     await harness.drop(outcome)
 
     # Already 256 wide: the largest size that fits is the size it has.
