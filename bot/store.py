@@ -4,7 +4,8 @@ settings, audit.
 One aiosqlite connection in WAL mode with foreign keys on; the schema is brought up
 to date at `open` (`bot/migrations`). A job's final status and the message it owes
 its owner (`OutboxEntry`) are written in one transaction, so a kill between painting
-and delivering loses nothing.
+and delivering loses nothing. Per-user records (/settings, bans, audit) are in
+`store_users.py`; transactions and row conversions in `store_rows.py`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
@@ -24,15 +24,16 @@ from typing import Any
 import aiosqlite
 
 from bot.migrations import SchemaError, default_migrations, migrate
-from bot.records import (
-    Delivery,
-    GenerationRequest,
-    Job,
-    JobStatus,
-    OutboxEntry,
-    ResultImage,
-    UserSettings,
+from bot.records import GenerationRequest, Job, JobStatus, OutboxEntry, ResultImage
+from bot.store_rows import (
+    JOB_COLUMNS,
+    OUTBOX_COLUMNS,
+    job_from_row,
+    job_row,
+    outbox_from_row,
+    outbox_row,
 )
+from bot.store_users import AuditEntry, UserRecords
 
 __all__ = ["DB_FILENAME", "AuditEntry", "Store", "StoreError", "default_migrations", "new_job_id"]
 
@@ -44,24 +45,10 @@ _QUOTA_STATUSES = (
     JobStatus.DELIVERING,
     JobStatus.DONE,
 )
-_JOB_COLUMNS = (
-    "id, platform, user_id, user_name, origin, request, status, "
-    "created_at, started_at, finished_at, attempts, error, place"
-)
-_OUTBOX_COLUMNS = "job_id, kind, text, state, attempts, not_before"
-_USER_SETTINGS_COLUMNS = "aspect, steps, sampler, negative, remix, dm_results"
 
 
 class StoreError(Exception):
     """The database cannot be used (damaged, or made by a newer Atelier)."""
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    ts: float
-    actor: str
-    action: str
-    detail: str
 
 
 def new_job_id() -> str:
@@ -69,15 +56,13 @@ def new_job_id() -> str:
     return base64.b32encode(secrets.token_bytes(10)).decode("ascii")[:10].lower()
 
 
-class Store:
+class Store(UserRecords):
     def __init__(self, db: aiosqlite.Connection, path: Path, banned: set[str]) -> None:
-        self._db = db
+        super().__init__(db)
         self.path = path
         # Bans are checked on every command; the store is their only writer, so a copy
         # in memory stays exact.
         self._banned = banned
-        # Writes share one connection: keep their transactions apart.
-        self._write_lock = asyncio.Lock()
         # New jobs waiting for the next group commit, and the task writing them.
         self._new_jobs: list[tuple[Job, asyncio.Future[None]]] = []
         self._job_writer: asyncio.Task[None] | None = None
@@ -174,9 +159,9 @@ class Store:
             [(j.user_key, j.platform, j.user_id, j.user_name, now, now) for j in jobs],
         )
         await self._db.executemany(
-            f"INSERT INTO jobs (user_key, image_count, {_JOB_COLUMNS}) "
+            f"INSERT INTO jobs (user_key, image_count, {JOB_COLUMNS}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(j.user_key, j.request.count, *_job_row(j)) for j in jobs],
+            [(j.user_key, j.request.count, *job_row(j)) for j in jobs],
         )
         for job in jobs:
             await self._write_images(job)
@@ -196,9 +181,9 @@ class Store:
             await self._update_job(job)
             if letter is not None:
                 await self._db.execute(
-                    f"INSERT OR REPLACE INTO outbox ({_OUTBOX_COLUMNS}, created_at) "
+                    f"INSERT OR REPLACE INTO outbox ({OUTBOX_COLUMNS}, created_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (*_outbox_row(letter), time.time()),
+                    (*outbox_row(letter), time.time()),
                 )
 
     async def jobs_with_status(self, *statuses: JobStatus) -> list[Job]:
@@ -248,16 +233,16 @@ class Store:
     async def outbox(self) -> list[OutboxEntry]:
         """Every message still owed, oldest first."""
         async with self._db.execute(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox ORDER BY created_at, rowid"
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox ORDER BY created_at, rowid"
         ) as cursor:
-            return [_outbox_from_row(row) async for row in cursor]
+            return [outbox_from_row(row) async for row in cursor]
 
     async def outbox_entry(self, job_id: str) -> OutboxEntry | None:
         async with self._db.execute(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE job_id = ?", (job_id,)
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE job_id = ?", (job_id,)
         ) as cursor:
             row = await cursor.fetchone()
-        return None if row is None else _outbox_from_row(row)
+        return None if row is None else outbox_from_row(row)
 
     async def set_delivery(self, entry: OutboxEntry) -> None:
         """Save how far a delivery got (state, attempts, when to try again)."""
@@ -319,78 +304,7 @@ class Store:
             (key, value),
         )
 
-    # Per-user settings
-
-    async def user_settings(self, user_key: str) -> UserSettings:
-        """The user's /settings; the defaults when they never changed any."""
-        async with self._db.execute(
-            f"SELECT {_USER_SETTINGS_COLUMNS} FROM user_settings WHERE user_key = ?", (user_key,)
-        ) as cursor:
-            row = await cursor.fetchone()
-        if row is None:
-            return UserSettings()
-        aspect, steps, sampler, negative, remix, dm_results = row
-        return UserSettings(aspect, steps, sampler, negative, bool(remix), bool(dm_results))
-
-    async def set_user_settings(self, user_key: str, settings: UserSettings) -> None:
-        """Save the user's settings; all defaults deletes the row."""
-        if settings == UserSettings():
-            await self._write("DELETE FROM user_settings WHERE user_key = ?", (user_key,))
-            return
-        await self._write(
-            f"INSERT OR REPLACE INTO user_settings (user_key, {_USER_SETTINGS_COLUMNS}, "
-            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                user_key,
-                settings.aspect,
-                settings.steps,
-                settings.sampler,
-                settings.negative,
-                int(settings.remix),
-                int(settings.dm_results),
-                time.time(),
-            ),
-        )
-
-    # Bans and audit
-
-    async def ban(self, user_key: str, by: str, reason: str = "") -> None:
-        await self._write(
-            "INSERT INTO bans (user_key, banned_by, reason, banned_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (user_key) DO UPDATE SET banned_by = excluded.banned_by, "
-            "reason = excluded.reason, banned_at = excluded.banned_at",
-            (user_key, by, reason, time.time()),
-        )
-        self._banned.add(user_key)
-
-    async def unban(self, user_key: str) -> None:
-        await self._write("DELETE FROM bans WHERE user_key = ?", (user_key,))
-        self._banned.discard(user_key)
-
-    async def is_banned(self, user_key: str) -> bool:
-        return user_key in self._banned
-
-    async def audit(self, actor: str, action: str, detail: str = "") -> None:
-        await self._write(
-            "INSERT INTO audit (ts, actor, action, detail) VALUES (?, ?, ?, ?)",
-            (time.time(), actor, action, detail),
-        )
-
-    async def recent_audit(self, limit: int = 50) -> list[AuditEntry]:
-        """The newest audit entries, newest first."""
-        async with self._db.execute(
-            "SELECT ts, actor, action, detail FROM audit ORDER BY id DESC LIMIT ?", (limit,)
-        ) as cursor:
-            return [AuditEntry(*row) async for row in cursor]
-
     # Helpers
-
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db, self._write_lock)
-
-    async def _write(self, sql: str, params: tuple[Any, ...]) -> None:
-        async with self._transaction():
-            await self._db.execute(sql, params)
 
     async def _update_job(self, job: Job) -> None:
         await self._db.execute(
@@ -422,8 +336,8 @@ class Store:
             )
 
     async def _select_jobs(self, where: str, params: tuple[Any, ...]) -> list[Job]:
-        async with self._db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs {where}", params) as cursor:
-            jobs = [_job_from_row(row) async for row in cursor]
+        async with self._db.execute(f"SELECT {JOB_COLUMNS} FROM jobs {where}", params) as cursor:
+            jobs = [job_from_row(row) async for row in cursor]
         if jobs:
             await self._load_images(jobs)
         return jobs
@@ -438,77 +352,3 @@ class Store:
         ) as cursor:
             async for job_id, path, seed, parameters, flagged in cursor:
                 by_id[job_id].images.append(ResultImage(path, seed, parameters, bool(flagged)))
-
-
-class _Transaction:
-    """Holds the write lock for one commit; rolls back when the block raises."""
-
-    def __init__(self, db: aiosqlite.Connection, lock: asyncio.Lock) -> None:
-        self._db = db
-        self._lock = lock
-
-    async def __aenter__(self) -> None:
-        await self._lock.acquire()
-
-    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
-        try:
-            if exc_type is None:
-                await self._db.commit()
-            else:
-                await self._db.rollback()
-        finally:
-            self._lock.release()
-
-
-def _job_row(job: Job) -> tuple[Any, ...]:
-    return (
-        job.id,
-        job.platform,
-        job.user_id,
-        job.user_name,
-        json.dumps(job.origin),
-        job.request.to_json(),
-        job.status.value,
-        job.created_at,
-        job.started_at,
-        job.finished_at,
-        job.attempts,
-        job.error,
-        job.place,
-    )
-
-
-def _job_from_row(row: sqlite3.Row | tuple[Any, ...]) -> Job:
-    (job_id, platform, user_id, user_name, origin, request, status, created, started) = row[:9]
-    finished, attempts, error, place = row[9:]
-    return Job(
-        id=job_id,
-        platform=platform,
-        user_id=user_id,
-        user_name=user_name,
-        request=GenerationRequest.from_json(request),
-        origin=json.loads(origin),
-        status=JobStatus(status),
-        created_at=created,
-        started_at=started,
-        finished_at=finished,
-        attempts=attempts,
-        error=error,
-        place=place,
-    )
-
-
-def _outbox_row(entry: OutboxEntry) -> tuple[Any, ...]:
-    return (
-        entry.job_id,
-        entry.kind,
-        entry.text,
-        entry.state.value,
-        entry.attempts,
-        entry.not_before,
-    )
-
-
-def _outbox_from_row(row: sqlite3.Row | tuple[Any, ...]) -> OutboxEntry:
-    job_id, kind, text, state, attempts, not_before = row
-    return OutboxEntry(job_id, kind, text, Delivery(state), attempts, not_before)

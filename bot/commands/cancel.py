@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from bot.commands import plot
 from bot.commands.base import Context, Outcome, Reply
+from bot.jobs.admission import Refused
 from bot.jobs.plots import PLOT_KEY
-from bot.jobs.scheduler import Refused
 from bot.records import JobStatus
 
 _ENDED = {

@@ -26,8 +26,8 @@ from bot.commands import render
 from bot.commands.base import Context, JobAccepted, Outcome, Reply
 from bot.commands.params import PromptParams
 from bot.config import LimitsConfig, ModelConfig
+from bot.jobs.admission import Refused
 from bot.jobs.events import Queued
-from bot.jobs.scheduler import Refused
 from bot.records import GenerationRequest, RequestKind, UserSettings
 from bot.validation import (
     SEED_MAX,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.commands import generation
 from bot.commands.base import Context, Outcome, Reply
-from bot.jobs.scheduler import Refused
+from bot.jobs.admission import Refused
 from bot.validation import BadInput
 
 ADMINS_ONLY = "Only admins can switch models."

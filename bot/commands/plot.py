@@ -30,8 +30,8 @@ from bot.commands.plot_axes import (
     label,
     split_axes,
 )
+from bot.jobs.admission import Refused
 from bot.jobs.plots import CELL_KEY, PLOT_KEY, PlotAxis, axes_json
-from bot.jobs.scheduler import Refused
 from bot.records import GenerationRequest, Job, JobStatus
 from bot.store import new_job_id
 from bot.validation import BadInput, decode_image, size_for_aspect

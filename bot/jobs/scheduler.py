@@ -1,81 +1,44 @@
 """The scheduler: feeds the engine from a fair, persisted queue, and never stops.
 
-Jobs wait in a `FairQueue` (round-robin across users). Each batch is the next job,
-taken fairly, with waiting jobs that can share its pipeline call (same model, same
-`ImageSpec.batch_key()`), up to `[engine] max_batch` pictures; up to the engine's
-`capacity` batches run at once (1 for the local engine process, one per replica on
-Ray). Every job is a row in the store before it is queued, and every change of state
-is saved before the event that announces it, so a restart resumes where the bot
-stopped. Whatever goes wrong with one batch ends its jobs in a state their owners are
-told about (retried once, or failed with a message) and the loop goes on.
-
-A job's final state and the message it owes its owner are saved together (the
-store's outbox); the delivery layer sends that message and marks it delivered.
+Jobs wait in a `FairQueue` (round-robin across users); `admission.py` decides which
+requests join it. Each batch is chosen by `batch_choice.py` and painted by
+`painting.py`; up to the engine's `capacity` batches run at once (1 for the local
+engine process, one per replica on Ray). Every job is a row in the store before it is
+queued, and every change of state is saved before the event that announces it, so a
+restart resumes where the bot stopped. Whatever goes wrong with one batch ends its
+jobs in a state their owners are told about (retried once, or failed with a message)
+and the loop goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.config import Config
+from bot.jobs.admission import RESTARTING, Admission, Refused, SaveJobs
+from bot.jobs.batch_choice import choose_batch, model_of
 from bot.jobs.eta import RunningBatch, Speed, work_units
-from bot.jobs.events import (
-    Cancelled,
-    Downloading,
-    EventHub,
-    Failed,
-    Finished,
-    JobEvent,
-    Started,
-)
+from bot.jobs.events import Cancelled, Downloading, EventHub, Failed, JobEvent
 from bot.jobs.fair_queue import FairQueue
-from bot.jobs.limits import Limits, QueueState, UserLocks, day_bounds
-from bot.jobs.pictures import BatchSpecs, batch_key, batch_specs, save_pictures
+from bot.jobs.limits import Limits
+from bot.jobs.painting import MAX_ATTEMPTS, STOPPED_TWICE, Painter
 from bot.jobs.positions import Positions
-from bot.records import Caller, GenerationRequest, Job, JobStatus, OutboxEntry
-from bot.store import Store, new_job_id
+from bot.records import Caller, GenerationRequest, Job, JobStatus
+from bot.store import Store
 from engine.backend import EngineBackend
 from engine.download import DownloadProgress
-from engine.types import EngineCrashed, EngineError, GeneratedImage, GenerationCancelled
+from engine.types import EngineError
 
 log = logging.getLogger("atelier.scheduler")
 
 JobListener = Callable[[Job, JobEvent], Awaitable[None]]
 
-# A job gets this many tries (engine crash, bot killed mid-job) before it fails.
-MAX_ATTEMPTS = 2
 # Seconds between looks at the engine's capacity while work waits (replicas come back).
 CAPACITY_POLL = 1.0
-
-CRASHED_TWICE = (
-    "The engine crashed twice on this picture, so Atelier gave up on it. "
-    "Try a smaller size or fewer steps."
-)
-STOPPED_TWICE = (
-    "Atelier stopped twice while painting this picture, so it gave up on it. Please try again."
-)
-BLOCKED = "The picture was blocked by the image filter."
-INPUT_MISSING = "The picture to start from is gone; please send it again."
-NOT_SAVED = (
-    "Atelier painted the picture but could not save it (the server's disk may be full); "
-    "please try again later."
-)
-UNEXPECTED = "Something went wrong while painting this picture; the details are in the log."
-RESTARTING = "Atelier is restarting — try again in a minute."
-
-
-class Refused(Exception):
-    """A request the scheduler turned down; `str(exc)` is the message for the user."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class Scheduler:
@@ -102,6 +65,18 @@ class Scheduler:
             lambda: list(self._running.values()),
             lambda: self.engine.capacity,
         )
+        self._admission = Admission(
+            config,
+            store,
+            self.limits,
+            busy=lambda: len(self._queue) + len(self._running_jobs()),
+            jobs_of=self.jobs_of,
+            first_done_in=self._first_done_in,
+            enqueue=self._queue.push,
+        )
+        self._painter = Painter(
+            config, store, engine, self.events, self._queue, self._positions, self._speed
+        )
         self._current_model = config.engine.default_model
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
@@ -109,9 +84,6 @@ class Scheduler:
         # Model switches waiting for the engine to be idle; no batch starts meanwhile.
         self._holds = 0
         self._draining = False
-        # A user's limits are checked and their job saved as one step.
-        self._user_locks = UserLocks()
-        self._saving = 0  # jobs accepted and being written to the store
         self._task: asyncio.Task[None] | None = None
         self._batches: dict[str, asyncio.Task[None]] = {}
         self._download: Downloading | None = None  # while the engine downloads a model
@@ -130,7 +102,7 @@ class Scheduler:
             self._current_model = stored_model
         for job in await self.store.jobs_with_status(JobStatus.RUNNING):
             if job.attempts >= MAX_ATTEMPTS:
-                await self._finish(job, JobStatus.FAILED, Failed(STOPPED_TWICE))
+                await self._painter.finish(job, JobStatus.FAILED, Failed(STOPPED_TWICE))
                 continue
             log.info("job %s was running when Atelier stopped: trying it again", job.id)
             job.status = JobStatus.QUEUED
@@ -193,7 +165,7 @@ class Scheduler:
         caller: Caller,
         work: list[tuple[GenerationRequest, dict]],
         *,
-        save: Callable[[list[Job]], Awaitable[None]] | None = None,
+        save: SaveJobs | None = None,
     ) -> list[Job]:
         """Queue several jobs asked for at once (a /plot's cells), or none of them.
 
@@ -203,56 +175,7 @@ class Scheduler:
         """
         if self._draining:
             raise Refused(RESTARTING, 60.0)
-        async with self._user_locks.hold(caller.key):
-            banned = await self.store.is_banned(caller.key)
-            quota_on = self.config.limits.daily_quota > 0 and not caller.is_admin
-            images_today = 0
-            if quota_on:
-                since, until = day_bounds(time.time())
-                images_today = await self.store.images_today(caller.key, since=since, until=until)
-            state = QueueState(
-                # Jobs of other users being saved right now count too.
-                queue_size=len(self._queue) + len(self._running_jobs()) + self._saving,
-                user_jobs=len(self.jobs_of(caller.key)),
-                user_slot_free_in=lambda: self._first_done_in(caller.key),
-                images_today=images_today,
-            )
-            refusal = self.limits.check(
-                caller.key,
-                is_admin=caller.is_admin,
-                banned=banned,
-                images_wanted=sum(request.count for request, _ in work),
-                state=state,
-                jobs_wanted=len(work),
-            )
-            if refusal is not None:
-                await self.store.audit(caller.key, "refused", refusal.message)
-                raise Refused(refusal.message, refusal.retry_after)
-            now = time.time()
-            jobs = [
-                Job(
-                    id=new_job_id(),
-                    platform=caller.platform,
-                    user_id=caller.user_id,
-                    user_name=caller.name,
-                    request=request,
-                    origin=dict(origin),
-                    created_at=now,
-                    place=caller.place,
-                )
-                for request, origin in work
-            ]
-            self.limits.record(caller.key, is_admin=caller.is_admin)
-            self._saving += len(jobs)
-            try:
-                if save is not None:
-                    await save(jobs)
-                else:
-                    await asyncio.gather(*(self.store.add_job(job) for job in jobs))
-            finally:
-                self._saving -= len(jobs)
-            for job in jobs:
-                self._queue.push(job)
+        jobs = await self._admission.admit(caller, work, save=save)
         for job in jobs:
             position, eta = self._positions.place(job)
             self.events.queued(job, position, eta, force=True)
@@ -288,7 +211,7 @@ class Scheduler:
         if not running:
             self._queue.remove(job_id)
             self._positions.announce_soon()
-        await self._finish(job, JobStatus.CANCELLED, Cancelled(by_admin=by_admin))
+        await self._painter.finish(job, JobStatus.CANCELLED, Cancelled(by_admin=by_admin))
         if by_admin:
             await self.store.audit(caller.key, "cancel", f"job {job_id} of {job.user_key}")
         for batch in self._running.values():
@@ -384,59 +307,21 @@ class Scheduler:
             return None
         if len(self._running) >= max(1, self.engine.capacity):
             return None
-        model = self._model_of
-
-        def fits_with(first: Job, other: Job) -> bool:
-            return model(other) == model(first) and batch_key(other.request) == batch_key(
-                first.request
-            )
-
-        jobs = self._queue.take_batch(
-            fits_with,
-            lambda job: job.request.count,
-            self.config.engine.batch_limit,
-            first=self._passing_over(),
-        )
-        batch_model = model(jobs[0])
-        for job in jobs:
-            if job.request.model != batch_model:
-                # An admin's switch moved it: the caption and the store say so too.
-                job.request = dataclasses.replace(job.request, model=batch_model)
-        batch = RunningBatch(
-            id=jobs[0].id,
-            jobs=jobs,
-            model=batch_model,
-            work=sum(work_units(job.request) for job in jobs),
+        batch = choose_batch(
+            self._queue,
+            current_model=self._current_model,
+            loaded=self.engine.loaded_models(),
+            batch_limit=self.config.engine.batch_limit,
+            model_switch_wait=self.config.engine.model_switch_wait,
         )
         self._running[batch.id] = batch
         self._positions.announce_soon()
         return batch
 
-    def _passing_over(self) -> Job | None:
-        """A waiting job of a loaded model to serve before the next one, whose model is
-        not loaded — unless that one has waited `model_switch_wait` already."""
-        loaded = self.engine.loaded_models()
-        order = self._queue.order()
-        head = next(order)
-        if not loaded or self._model_of(head) in loaded:
-            return None
-        if time.time() - head.created_at >= self.config.engine.model_switch_wait:
-            return None
-        return next((job for job in order if self._model_of(job) in loaded), None)
-
     async def _run(self, batch: RunningBatch) -> None:
-        """Run one batch; whatever fails, its jobs end in a state their owners hear of."""
+        """Paint one batch, then make room for the next."""
         try:
-            await self._paint(batch)
-        except Exception:
-            log.exception("batch %s failed", batch.id)
-            for job in batch.unfinished():
-                try:
-                    await self._finish(job, JobStatus.FAILED, Failed(UNEXPECTED))
-                except Exception:
-                    # The store itself fails: the job stays running in it, and is
-                    # retried after the next start.
-                    log.exception("job %s: the failure could not be saved", job.id)
+            await self._painter.run(batch)
         finally:
             self._running.pop(batch.id, None)
             self._batches.pop(batch.id, None)
@@ -444,106 +329,7 @@ class Scheduler:
                 self._idle.set()
             self._wakeup.set()
 
-    async def _paint(self, batch: RunningBatch) -> None:
-        work = await batch_specs(batch.jobs, self.config.data_dir)
-        for job in work.missing:
-            log.warning("job %s: input %s is missing", job.id, job.request.init_image)
-            await self._finish(job, JobStatus.FAILED, Failed(INPUT_MISSING))
-        started = time.time()
-        for job, _, _ in work.slices:
-            if not job.status.finished:
-                job.status, job.started_at = JobStatus.RUNNING, started
-                job.attempts += 1
-                await self.store.update_job(job)
-                self.events.emit(job, Started())
-        if not batch.unfinished():
-            return
-        model_was_loaded = batch.model in self.engine.loaded_models()
-        clock = time.monotonic()
-        try:
-            images = await self.engine.generate(
-                batch.id,
-                batch.model,
-                work.specs,
-                lambda step, total: self._on_progress(batch, step, total),
-                timeout=self.config.engine.job_timeout,
-                on_preview=lambda pictures: self._on_preview(batch, work, pictures),
-            )
-        except GenerationCancelled:
-            for job in batch.unfinished():
-                await self._finish(job, JobStatus.CANCELLED, Cancelled())
-            return
-        except EngineCrashed as exc:
-            log.warning("engine crashed on batch %s: %s", batch.id, exc)
-            await self._retry_or_fail(batch.unfinished(), CRASHED_TWICE)
-            return
-        except EngineError as exc:
-            for job in batch.unfinished():
-                await self._finish(job, JobStatus.FAILED, Failed(str(exc)))
-            return
-        if model_was_loaded:
-            self._speed.measure(time.monotonic() - clock, batch.work)
-        await self._keep(work, images)
-
-    async def _keep(self, work: BatchSpecs, images: list[GeneratedImage]) -> None:
-        """Save each job's pictures and hand the result to the outbox."""
-        action = self.config.safety.nsfw_action
-        for job, begin, end in work.slices:
-            if job.status.finished:  # cancelled while it was painted
-                continue
-            try:
-                saved = await save_pictures(self.config.data_dir, job.id, images[begin:end], action)
-            except OSError as exc:
-                log.error("job %s: saving its pictures failed: %s", job.id, exc)
-                await self._finish(job, JobStatus.FAILED, Failed(NOT_SAVED))
-                continue
-            if job.status.finished:  # cancelled while the files were written
-                continue
-            if not saved:
-                await self._finish(job, JobStatus.FAILED, Failed(BLOCKED))
-                continue
-            job.images = saved
-            await self._finish(job, JobStatus.DELIVERING, Finished(list(saved)))
-
-    async def _retry_or_fail(self, jobs: list[Job], message: str) -> None:
-        for job in reversed(jobs):  # pushed to the front one by one: keep their order
-            if job.attempts >= MAX_ATTEMPTS:
-                await self._finish(job, JobStatus.FAILED, Failed(message))
-                continue
-            job.status, job.started_at = JobStatus.QUEUED, None
-            await self.store.update_job(job)
-            self._queue.push_front(job)
-            position, eta = self._positions.place(job)
-            self.events.queued(job, position, eta, force=True)
-        self._positions.announce_soon()
-
-    async def _finish(
-        self, job: Job, status: JobStatus, event: Finished | Failed | Cancelled
-    ) -> None:
-        """Save the job's end and the message it owes, then announce it."""
-        job.status, job.finished_at = status, time.time()
-        job.error = event.message if isinstance(event, Failed) else None
-        await self.store.finish_job(job, outbox_entry(job.id, event))
-        self.events.emit(job, event)
-        self.events.forget(job.id)
-
-    # -- progress and ETAs -------------------------------------------------------
-
-    def _on_progress(self, batch: RunningBatch, step: int, total: int) -> None:
-        if total > 0:
-            batch.done_fraction = min(1.0, step / total)
-            eta = self._speed.left(batch)
-            for job in batch.unfinished():
-                self.events.progress(job, step, total, eta, batch.previews.get(job.id))
-
-    @staticmethod
-    def _on_preview(batch: RunningBatch, work: BatchSpecs, pictures: dict[int, bytes]) -> None:
-        """Keep each job's newest preview (of its first picture being painted); the
-        next Progress event takes it to the chat, within the status line's throttle."""
-        for job, begin, end in work.slices:
-            first = next((index for index in range(begin, end) if index in pictures), None)
-            if first is not None:
-                batch.previews[job.id] = pictures[first]
+    # -- announcements -----------------------------------------------------------
 
     def _on_download(self, progress: DownloadProgress | None) -> None:
         """Every job waits while a model downloads (the engine does nothing else): each
@@ -575,14 +361,4 @@ class Scheduler:
         return next((job for job in self._running_jobs() if job.id == job_id), None)
 
     def _model_of(self, job: Job) -> str:
-        request = job.request
-        return request.model if request.model_given and request.model else self._current_model
-
-
-def outbox_entry(job_id: str, event: Finished | Failed | Cancelled) -> OutboxEntry:
-    """The message a finished job owes its owner."""
-    if isinstance(event, Finished):
-        return OutboxEntry(job_id, "result")
-    if isinstance(event, Failed):
-        return OutboxEntry(job_id, "failed", event.message)
-    return OutboxEntry(job_id, "cancelled", "by_admin" if event.by_admin else "")
+        return model_of(job, self._current_model)

@@ -24,7 +24,7 @@ from bot.commands.base import Button
 from bot.delivery.courier import UNCONFIRMED, Courier
 from bot.delivery.sender import MaybeSent, NotSent, ResultLetter, Undeliverable
 from bot.jobs.events import EventHub, Failed, Finished, Queued, Started
-from bot.jobs.scheduler import outbox_entry
+from bot.jobs.painting import outbox_entry
 from bot.records import Job, JobStatus, ResultImage
 from bot.store import Store
 from tests.bot.jobs.scheduler_harness import request

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from bot.jobs.events import Finished
+from bot.jobs.painting import outbox_entry
 from bot.jobs.plots import CELL_KEY, PLOT_KEY, PlotAxis, axes_json
-from bot.jobs.scheduler import outbox_entry
 from bot.records import Job, JobStatus, ResultImage
 from bot.store import Store
 from tests.bot.delivery.test_courier import ScriptedChat, deliver_all

@@ -20,9 +20,10 @@ from PIL import Image
 from tiny_model import build_tiny_safety_checker
 
 from bot.config import LimitsConfig
+from bot.jobs.admission import Refused
 from bot.jobs.events import Cancelled, Failed, Finished, Progress, Queued, Started
 from bot.jobs.limits import BUSY_MESSAGE, Limits, seconds_until_tomorrow
-from bot.jobs.scheduler import BLOCKED, CRASHED_TWICE, INPUT_MISSING, STOPPED_TWICE, Refused
+from bot.jobs.painting import BLOCKED, CRASHED_TWICE, INPUT_MISSING, STOPPED_TWICE
 from bot.records import JobStatus
 from engine.client import EngineClient
 from tests.bot.jobs.scheduler_harness import (

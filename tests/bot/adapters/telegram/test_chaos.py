@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from bot.jobs.scheduler import NOT_SAVED
+from bot.jobs.painting import NOT_SAVED
 from bot.records import JobStatus
 
 from .fake_bot_api import FakeBotApi, Fault
