@@ -44,6 +44,7 @@ from engine.samplers import build_scheduler, canonical_sampler
 from engine.speed import apply_speed_options, snap_to_bucket
 from engine.steps import count_denoising_steps, steps_to_ask
 from engine.types import (
+    CancelCheck,
     EngineError,
     EngineSettings,
     GeneratedImage,
@@ -52,15 +53,13 @@ from engine.types import (
     Mode,
     ModelLoadError,
     ModelOptions,
+    ProgressCallback,
 )
 
 log = logging.getLogger(__name__)
 
 # The load-time check: one step at the smallest size the model takes.
 SMOKE_SIDE = 64
-
-ProgressCallback = Callable[[int, int], None]
-CancelCheck = Callable[[], bool]
 
 
 @dataclass
