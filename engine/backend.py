@@ -13,10 +13,13 @@ from collections.abc import Callable
 from typing import Protocol
 
 from engine.client import EngineClient
-from engine.types import EngineSettings, GeneratedImage, ImageSpec
-
-ProgressCallback = Callable[[int, int], None]
-PreviewCallback = Callable[[dict[int, bytes]], None]
+from engine.types import (
+    EngineSettings,
+    GeneratedImage,
+    ImageSpec,
+    PreviewCallback,
+    ProgressCallback,
+)
 
 
 class EngineBackend(Protocol):

@@ -5,6 +5,10 @@ CUDA crash or an out-of-memory kill takes down only the engine process. A reader
 thread per engine process receives replies and hands them to the event loop, so
 waiting on the pipe never blocks the loop, and the process's death is seen at once
 (EOF on the pipe, or the process's exit), not after a timeout.
+
+The process itself (start, send, stop) is `engine.process.RunningEngine`; the requests
+waiting on its replies are `engine.requests.PendingRequests`; what they say is
+engine/messages.py.
 """
 
 from __future__ import annotations
@@ -15,75 +19,40 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import cast
 
-from engine.download import DownloadCallback, DownloadProgress, Downloads
-from engine.process import EngineProcess, start_engine_process
+from engine.download import DownloadCallback, DownloadProgress
+from engine.messages import (
+    STARTUP_REQUEST,
+    Cancel,
+    Done,
+    Failed,
+    Generate,
+    Health,
+    LoadModel,
+    Reply,
+    Shutdown,
+    reply_value,
+)
+from engine.process import RunningEngine, start_engine_process
+from engine.requests import Pending, PendingRequests
 from engine.types import (
     EngineCrashed,
     EngineError,
     EngineSettings,
     GeneratedImage,
-    GenerationCancelled,
     ImageSpec,
-    ModelLoadError,
-)
-from engine.worker import (
-    STARTUP_REQUEST,
-    Cancel,
-    Done,
-    Downloading,
-    Failed,
-    Generate,
-    Health,
-    LoadModel,
-    Preview,
-    Progress,
-    Reply,
-    Shutdown,
+    PreviewCallback,
+    ProgressCallback,
 )
 
 log = logging.getLogger("atelier.engine.client")
-
-ProgressCallback = Callable[[int, int], None]
-# Live previews: picture index in the job -> a small JPEG ([engine] preview_every).
-PreviewCallback = Callable[[dict[int, bytes]], None]
 
 CRASH_MESSAGE = "the engine stopped unexpectedly; your job will be retried"
 SHUTDOWN_MESSAGE = "the engine was shut down during the job"
 # Seconds a health check waits for the engine process to answer.
 HEALTH_TIMEOUT = 10.0
-# Seconds the engine process gets to exit on its own before it is terminated.
-STOP_GRACE = 10.0
-
-_ERRORS: dict[str, type[EngineError]] = {
-    cls.__name__: cls for cls in (EngineError, ModelLoadError, GenerationCancelled, EngineCrashed)
-}
-
-
-@dataclass
-class _Pending:
-    future: asyncio.Future[Done | Failed]
-    on_progress: ProgressCallback | None = None
-    timeout: float | None = None
-    deadline: asyncio.Timeout | None = None
-    on_preview: PreviewCallback | None = None
-
-
-@dataclass
-class _EngineProcess:
-    process: EngineProcess
-    conn: Connection
-    reader: threading.Thread
-    send_lock: threading.Lock
-    device: str | None = None  # set once the process said it is ready
-    exited: bool = False
-
-    @property
-    def ready(self) -> bool:
-        return self.device is not None and not self.exited and self.process.is_alive()
 
 
 class EngineClient:
@@ -101,16 +70,15 @@ class EngineClient:
         self._start_timeout = start_timeout
         # Serialises start, load and generate: the engine runs one job at a time.
         self._lock = asyncio.Lock()
-        self._engine: _EngineProcess | None = None
+        self._engine: RunningEngine | None = None
         # Replies from an older process (one that died or was replaced) are ignored.
         self._generation = 0
-        self._pending: dict[int, _Pending] = {}
+        self._requests = PendingRequests()
         self._request_ids = itertools.count(STARTUP_REQUEST + 1)
         self._current_model: str | None = None
         self._running_job: str | None = None
         self._restart_task: asyncio.Task[None] | None = None
         self._closing = False
-        self._downloads = Downloads()
 
     @property
     def current_model(self) -> str | None:
@@ -120,11 +88,11 @@ class EngineClient:
     @property
     def downloading(self) -> DownloadProgress | None:
         """The download of the model being loaded, while there is one."""
-        return self._downloads.current
+        return self._requests.downloads.current
 
     def on_download(self, callback: DownloadCallback) -> None:
         """Call `callback` on the loop with each download report, and None at its end."""
-        self._downloads.callbacks.append(callback)
+        self._requests.downloads.callbacks.append(callback)
 
     async def start(self) -> None:
         """Spawn the engine process and wait until it is ready (torch import: seconds)."""
@@ -141,11 +109,11 @@ class EngineClient:
             self._restart_task = None
         engine, self._engine = self._engine, None
         self._generation += 1
-        self._fail_pending(EngineCrashed(SHUTDOWN_MESSAGE))
+        self._requests.fail_all(EngineCrashed(SHUTDOWN_MESSAGE))
         if engine is not None:
-            with contextlib.suppress(OSError), engine.send_lock:
-                engine.conn.send(Shutdown())
-            await asyncio.to_thread(_stop_process, engine)
+            with contextlib.suppress(OSError):
+                engine.send(Shutdown())
+            await asyncio.to_thread(engine.stop)
 
     async def load_model(self, name_or_path: str) -> str:
         """Load a model (the engine frees the old one first); returns its display name."""
@@ -153,7 +121,7 @@ class EngineClient:
             await self._ensure_running()
             reply = await self._call(LoadModel(next(self._request_ids), name_or_path))
             self._current_model = reply.model
-            return cast(str, _value(reply))
+            return cast(str, reply_value(reply))
 
     async def generate(
         self,
@@ -190,7 +158,7 @@ class EngineClient:
             finally:
                 self._running_job = None
             self._current_model = reply.model
-            return cast(list[GeneratedImage], _value(reply))
+            return cast(list[GeneratedImage], reply_value(reply))
 
     async def cancel(self, job_id: str) -> None:
         """Stop the running job `job_id` (it raises `GenerationCancelled`); else nothing."""
@@ -204,7 +172,7 @@ class EngineClient:
             return {"alive": False, "model": None, "device": None, "busy": None, "pid": None}
         try:
             reply = await self._call(Health(next(self._request_ids)), timeout=HEALTH_TIMEOUT)
-            answer = cast(dict[str, object], _value(reply))
+            answer = cast(dict[str, object], reply_value(reply))
         except (TimeoutError, EngineError):
             return {"alive": False, "model": None, "device": None, "busy": None, "pid": None}
         return {**answer, "pid": engine.process.pid}
@@ -221,8 +189,8 @@ class EngineClient:
             # Died, and its exit may not have been reported yet: fail what waits on it.
             self._engine = None
             self._generation += 1
-            self._fail_pending(EngineCrashed(CRASH_MESSAGE))
-            await asyncio.to_thread(_stop_process, engine)
+            self._requests.fail_all(EngineCrashed(CRASH_MESSAGE))
+            await asyncio.to_thread(engine.stop)
             log.warning(
                 "engine process %s ended with exit code %s; starting a new one",
                 engine.process.pid,
@@ -242,24 +210,24 @@ class EngineClient:
             name="engine-client-reader",
             daemon=True,
         )
-        engine = _EngineProcess(process, ours, reader, threading.Lock())
+        engine = RunningEngine(process, ours, reader, threading.Lock())
         self._engine = engine
         ready = loop.create_future()
-        self._pending[STARTUP_REQUEST] = _Pending(ready)
+        self._requests.add(STARTUP_REQUEST, Pending(ready))
         reader.start()
         if self._closing:
-            self._fail_pending(EngineError("the engine is shutting down"))
+            self._requests.fail_all(EngineError("the engine is shutting down"))
         try:
             async with asyncio.timeout(self._start_timeout):
                 reply = await ready
-            engine.device = cast(str, _value(reply))
+            engine.device = cast(str, reply_value(reply))
         except BaseException as exc:
             if self._engine is engine:
                 self._engine = None
                 self._generation += 1
-            self._fail_pending(EngineCrashed(CRASH_MESSAGE))
+            self._requests.fail_all(EngineCrashed(CRASH_MESSAGE))
             engine.process.kill()
-            await asyncio.to_thread(_stop_process, engine)
+            await asyncio.to_thread(engine.stop)
             if isinstance(exc, TimeoutError):
                 raise EngineError(
                     f"the engine did not start within {self._start_timeout:g} s"
@@ -311,40 +279,8 @@ class EngineClient:
             pass  # the event loop is closed: nobody waits for replies any more
 
     def _on_reply(self, generation: int, reply: Reply) -> None:
-        if generation != self._generation:
-            return
-        if isinstance(reply, Progress):
-            pending = self._pending.get(reply.request_id)
-            if pending is not None and pending.on_progress is not None:
-                try:
-                    pending.on_progress(reply.step, reply.total)
-                except Exception:
-                    log.exception("progress callback failed")
-            return
-        if isinstance(reply, Downloading):
-            self._on_download(reply)
-            return
-        if isinstance(reply, Preview):
-            pending = self._pending.get(reply.request_id)
-            if pending is not None and pending.on_preview is not None:
-                try:
-                    pending.on_preview(reply.pictures)
-                except Exception:
-                    log.exception("preview callback failed")
-            return
-        pending = self._pending.pop(reply.request_id, None)
-        if pending is not None and not pending.future.done():
-            pending.future.set_result(reply)
-
-    def _on_download(self, reply: Downloading) -> None:
-        pending = self._pending.get(reply.request_id)
-        if pending is None:
-            return
-        deadline = pending.deadline
-        if deadline is not None and pending.timeout is not None and not deadline.expired():
-            # A download is not a hung engine: the job's time runs from its last report.
-            deadline.reschedule(asyncio.get_running_loop().time() + pending.timeout)
-        self._downloads.report(reply.request_id, reply.progress)
+        if generation == self._generation:
+            self._requests.on_reply(reply)
 
     def _on_exit(self, generation: int) -> None:
         engine = self._engine
@@ -352,9 +288,9 @@ class EngineClient:
             return
         if engine.device is None:
             engine.exited = True
-            self._fail_pending(EngineCrashed("the engine process stopped while starting"))
+            self._requests.fail_all(EngineCrashed("the engine process stopped while starting"))
             return
-        self._fail_pending(EngineCrashed(CRASH_MESSAGE))
+        self._requests.fail_all(EngineCrashed(CRASH_MESSAGE))
         if not engine.exited:  # else we killed it ourselves, and said so
             engine.exited = True
             log.error("engine process %s stopped unexpectedly; restarting it", engine.process.pid)
@@ -382,31 +318,24 @@ class EngineClient:
         if engine is None:
             raise EngineCrashed(CRASH_MESSAGE)
         future: asyncio.Future[Done | Failed] = asyncio.get_running_loop().create_future()
-        pending = _Pending(future, on_progress, timeout, on_preview=on_preview)
-        self._pending[request.request_id] = pending
+        pending = Pending(future, on_progress, timeout, on_preview=on_preview)
+        self._requests.add(request.request_id, pending)
         try:
             try:
                 # Off the loop: a request carrying pictures can fill the pipe's buffer.
-                await asyncio.to_thread(_send, engine, request)
+                await asyncio.to_thread(engine.send, request)
             except OSError:
                 raise EngineCrashed(CRASH_MESSAGE) from None
             async with asyncio.timeout(timeout) as pending.deadline:
                 return await future
         finally:
-            self._pending.pop(request.request_id, None)
-            self._downloads.request_over(request.request_id)
+            self._requests.finish(request.request_id)
 
     def _send_cancel(self, job_id: str) -> None:
         engine = self._engine
         if engine is not None and engine.ready:
             with contextlib.suppress(OSError):
-                _send(engine, Cancel(job_id))
-
-    def _fail_pending(self, error: EngineError) -> None:
-        pending, self._pending = self._pending, {}
-        for waiting in pending.values():
-            if not waiting.future.done():
-                waiting.future.set_exception(error)
+                engine.send(Cancel(job_id))
 
     # -- for the scheduler (engine.backend.EngineBackend) --------------------------
 
@@ -424,30 +353,3 @@ class EngineClient:
 
     def on_capacity_change(self, callback: Callable[[], None]) -> None:
         """Capacity is always 1 here, so `callback` is never called."""
-
-
-def _send(engine: _EngineProcess, message: object) -> None:
-    with engine.send_lock:
-        engine.conn.send(message)
-
-
-def _value(reply: Done | Failed) -> object:
-    """The reply's value, or its error raised again as the same engine.types class."""
-    if isinstance(reply, Failed):
-        raise _ERRORS.get(reply.error, EngineError)(reply.message)
-    return reply.value
-
-
-def _stop_process(engine: _EngineProcess) -> None:
-    """Blocking: wait for the process to end (terminating it if it must), then tidy up."""
-    engine.process.join(STOP_GRACE)
-    if engine.process.is_alive():
-        engine.process.terminate()
-        engine.process.join(5)
-    if engine.process.is_alive():
-        engine.process.kill()
-        engine.process.join()
-    # The reader sees EOF once the process is gone; join it before closing its pipe.
-    engine.reader.join(5)
-    engine.conn.close()
-    engine.process.close()

@@ -44,6 +44,7 @@ from engine.samplers import build_scheduler, canonical_sampler
 from engine.speed import apply_speed_options, snap_to_bucket
 from engine.steps import count_denoising_steps, steps_to_ask
 from engine.types import (
+    CancelCheck,
     EngineError,
     EngineSettings,
     GeneratedImage,
@@ -52,6 +53,7 @@ from engine.types import (
     Mode,
     ModelLoadError,
     ModelOptions,
+    ProgressCallback,
 )
 from engine.upscaler import load_upscaler, vae_tiling
 
@@ -59,9 +61,6 @@ log = logging.getLogger(__name__)
 
 # The load-time check: one step at the smallest size the model takes.
 SMOKE_SIDE = 64
-
-ProgressCallback = Callable[[int, int], None]
-CancelCheck = Callable[[], bool]
 
 
 @dataclass

@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from PIL import Image
 
+from engine.types import PreviewCallback
+
 log = logging.getLogger(__name__)
 
 # Longest side of a preview, in pixels: enough to see the composition forming.
@@ -33,7 +35,7 @@ MAX_SIDE = 256
 JPEG_QUALITY = 70
 
 # What a preview goes to: picture index in the job -> JPEG bytes.
-PreviewSink = Callable[[dict[int, bytes]], None]
+PreviewSink = PreviewCallback
 
 
 def project(

@@ -1,4 +1,4 @@
-"""Starting the engine process: `python -m engine`, talking over a socket pair.
+"""Starting and stopping the engine process: `python -m engine`, talking over a socket pair.
 
 Not multiprocessing's "spawn", which re-runs the caller's `__main__` module in the
 child: a launcher script without an `if __name__ == "__main__":` guard would start
@@ -13,12 +13,18 @@ import contextlib
 import os
 import subprocess
 import sys
+import threading
+from dataclasses import dataclass
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 import engine
+from engine.messages import Configure
 from engine.types import EngineSettings
+
+# Seconds the engine process gets to exit on its own before it is terminated.
+STOP_GRACE = 10.0
 
 
 class EngineProcess:
@@ -83,7 +89,40 @@ def start_engine_process(
     finally:
         # Only the child may hold its end, or its death would not show as EOF here.
         theirs.close()
-    from engine.worker import Configure  # the message types only; no torch
-
     ours.send(Configure(settings, max_batch, log_level))
     return EngineProcess(popen), ours
+
+
+@dataclass
+class RunningEngine:
+    """One engine process as the client holds it: the process, the bot's end of its
+    pipe and the thread reading that."""
+
+    process: EngineProcess
+    conn: Connection
+    reader: threading.Thread
+    send_lock: threading.Lock
+    device: str | None = None  # set once the process said it is ready
+    exited: bool = False
+
+    @property
+    def ready(self) -> bool:
+        return self.device is not None and not self.exited and self.process.is_alive()
+
+    def send(self, message: object) -> None:
+        with self.send_lock:
+            self.conn.send(message)
+
+    def stop(self) -> None:
+        """Blocking: wait for the process to end (terminating it if it must), then tidy up."""
+        self.process.join(STOP_GRACE)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        # The reader sees EOF once the process is gone; join it before closing its pipe.
+        self.reader.join(5)
+        self.conn.close()
+        self.process.close()

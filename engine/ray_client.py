@@ -31,7 +31,6 @@ from ray.serve.exceptions import RayServeException, RequestCancelledError
 from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 
 from engine import types as engine_types
-from engine.backend import ProgressCallback
 from engine.client import CRASH_MESSAGE, SHUTDOWN_MESSAGE
 from engine.ray_cluster import POLL_INTERVAL, RayCluster, first_line, kill_actor
 from engine.ray_replica import Outcome, ReplicaState, Step
@@ -42,6 +41,7 @@ from engine.types import (
     GeneratedImage,
     GenerationCancelled,
     ImageSpec,
+    ProgressCallback,
 )
 
 log = logging.getLogger("atelier.engine.ray")

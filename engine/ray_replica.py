@@ -26,8 +26,9 @@ import ray
 from ray import serve
 
 from engine.batching import batch_policy
+from engine.messages import UNEXPECTED_ERROR, error_name
 from engine.types import EngineError, EngineSettings, GeneratedImage, ImageSpec
-from engine.worker import UNEXPECTED_ERROR, error_name, generate_job
+from engine.worker import generate_job
 
 if TYPE_CHECKING:
     from engine.pipelines import Engine

@@ -6,12 +6,21 @@ it. Everything is picklable.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 from engine.prompts import split_lora_tags
 
 Mode = Literal["text2img", "img2img", "inpaint"]
+
+# The callbacks a job takes, named once here for the engine, its clients and backends.
+# (step, total) of a running job.
+ProgressCallback = Callable[[int, int], None]
+# Live previews: picture index in the job -> a small JPEG ([engine] preview_every).
+PreviewCallback = Callable[[dict[int, bytes]], None]
+# True once the running job should stop.
+CancelCheck = Callable[[], bool]
 
 
 Offload = Literal["none", "model", "sequential"]

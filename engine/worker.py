@@ -1,8 +1,8 @@
 """The engine process: owns the GPU and serves `EngineClient` over a pipe.
 
-`EngineClient` starts it as its own process (`engine/process.py`). The messages below
-are the whole protocol; they are small picklable dataclasses. This module imports torch only inside
-`main` (through `engine.pipelines`), so the bot can import it for the message types.
+`EngineClient` starts it as its own process (`engine/process.py`); what they say to each
+other is in engine/messages.py. This module imports torch only inside `main` (through
+`engine.pipelines`).
 
 Three threads run here: the main thread denoises requests one at a time; a reader
 thread keeps receiving from the pipe, so a `Cancel` reaches a running job and
@@ -24,21 +24,39 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING
 
-from engine import types as engine_types
 from engine.batching import BatchPolicy, OutOfMemory, batch_policy
 from engine.download import DownloadProgress, reporting
 from engine.logs import configure_logging
+from engine.messages import (
+    STARTUP_REQUEST,
+    UNEXPECTED_ERROR,
+    Cancel,
+    Configure,
+    Done,
+    Downloading,
+    Failed,
+    Generate,
+    Health,
+    LoadModel,
+    Preview,
+    Progress,
+    Reply,
+    Shutdown,
+    Work,
+    error_name,
+)
 from engine.threads import apply_threads
 from engine.types import (
+    CancelCheck,
     EngineError,
     EngineSettings,
     GeneratedImage,
     GenerationCancelled,
     ImageSpec,
+    ProgressCallback,
 )
 
 if TYPE_CHECKING:
@@ -47,103 +65,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("atelier.engine.worker")
 
-# The request id of the start-up reply (`Done` with the device, or `Failed`).
-STARTUP_REQUEST = 0
 # Seconds between progress messages while a job runs (see _JobProgress).
 PROGRESS_INTERVAL = 0.25
-
-
-# Client -> worker. `Configure` comes first, once.
-@dataclass(frozen=True)
-class Configure:
-    settings: EngineSettings
-    max_batch: int
-    log_level: int
-
-
-@dataclass(frozen=True)
-class LoadModel:
-    request_id: int
-    name_or_path: str
-
-
-@dataclass(frozen=True)
-class Generate:
-    request_id: int
-    job_id: str
-    model: str
-    specs: list[ImageSpec]
-
-
-@dataclass(frozen=True)
-class Cancel:
-    job_id: str
-
-
-@dataclass(frozen=True)
-class Health:
-    request_id: int
-
-
-@dataclass(frozen=True)
-class Shutdown:
-    pass
-
-
-# What the main thread works through, one at a time; the reader thread handles the rest.
-Work = LoadModel | Generate
-
-
-# Worker -> client. Every reply says which model is loaded once the request is done.
-@dataclass(frozen=True)
-class Progress:
-    request_id: int
-    step: int
-    total: int
-
-
-@dataclass(frozen=True)
-class Downloading:
-    """The model this request loads is being downloaded (engine/download.py)."""
-
-    request_id: int
-    progress: DownloadProgress
-
-
-@dataclass(frozen=True)
-class Preview:
-    """Live previews of a running job: picture index in the job -> a small JPEG."""
-
-    request_id: int
-    pictures: dict[int, bytes] = field(repr=False)
-
-
-@dataclass(frozen=True)
-class Done:
-    request_id: int
-    value: object = field(repr=False)
-    model: str | None
-
-
-@dataclass(frozen=True)
-class Failed:
-    request_id: int
-    error: str  # name of an exception class in engine.types
-    message: str
-    model: str | None
-
-
-Reply = Progress | Downloading | Preview | Done | Failed
-
-UNEXPECTED_ERROR = "the engine failed unexpectedly; the details are in the bot's log"
-
-
-def error_name(exc: BaseException) -> str:
-    """The nearest class in engine.types: the client re-raises that class by name."""
-    for cls in type(exc).__mro__:
-        if cls.__module__ == engine_types.__name__ and issubclass(cls, EngineError):
-            return cls.__name__
-    return EngineError.__name__
 
 
 def main(fd: int) -> None:
@@ -370,8 +293,8 @@ def generate_job(
     engine: Engine,
     specs: list[ImageSpec],
     batching: int | BatchPolicy,
-    report: Callable[[int, int], None],
-    should_cancel: Callable[[], bool],
+    report: ProgressCallback,
+    should_cancel: CancelCheck,
     *,
     previews: Previewer | None = None,
 ) -> list[GeneratedImage]:
@@ -383,8 +306,8 @@ def start_job(
     engine: Engine,
     specs: list[ImageSpec],
     batching: int | BatchPolicy,
-    report: Callable[[int, int], None],
-    should_cancel: Callable[[], bool],
+    report: ProgressCallback,
+    should_cancel: CancelCheck,
     *,
     previews: Previewer | None = None,
 ) -> Callable[[], list[GeneratedImage]]:
@@ -433,12 +356,12 @@ class _JobProgress:
     wakes the bot process, which on a busy CPU takes time from the engine.
     """
 
-    def __init__(self, report: Callable[[int, int], None]) -> None:
+    def __init__(self, report: ProgressCallback) -> None:
         self._report = report
         self._done = 0  # steps finished so far, over all chunks
         self._last_report = -math.inf
 
-    def chunk(self, *, remaining: int) -> Callable[[int, int], None]:
+    def chunk(self, *, remaining: int) -> ProgressCallback:
         start = self._done
 
         def on_step(step: int, total: int) -> None:
