@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.families import FamilyTraits
+from engine.families.traits import FamilyTraits
 from engine.samplers import FLOW
 
 TRAITS = FamilyTraits(

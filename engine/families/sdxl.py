@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.families import FamilyTraits
+from engine.families.traits import FamilyTraits
 from engine.samplers import DISCRETE, SAMPLER_NAMES
 
 TRAITS = FamilyTraits(
