@@ -16,7 +16,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from bot.commands import generation, params, settings
+from bot.commands import generation, params, settings, vary
 from bot.commands.base import Context, ImageInput, JobAccepted, Outcome, Reply, SendFile
 from bot.commands.generation import ImageSource
 from bot.commands.plot_axes import (
@@ -34,7 +34,7 @@ from bot.jobs.admission import Refused
 from bot.jobs.plots import CELL_KEY, PLOT_KEY, PlotAxis, axes_json
 from bot.records import GenerationRequest, Job, JobStatus
 from bot.store import new_job_id
-from bot.validation import BadInput, decode_image, size_for_aspect
+from bot.validation import BadInput, size_for_aspect
 
 log = logging.getLogger(__name__)
 
@@ -143,21 +143,9 @@ def _axis_labels(
 async def _load_picture(ctx: Context, image: ImageInput, path: Path) -> tuple[int, int] | Reply:
     """Download, check and save the attached picture; its size at the model's area."""
     limits = ctx.services.config.limits
-    limit_bytes = int(limits.max_attachment_mb * 1_000_000)
-    too_big = f"That picture is over {limits.max_attachment_mb:g} MB."
-    if image.content_type is not None and not image.content_type.startswith("image/"):
-        return Reply("That file is not a picture Atelier can read (PNG, JPEG or WebP).", True)
-    if image.size is not None and image.size > limit_bytes:
-        return Reply(too_big, error=True)
     try:
-        data = await image.download()
-    except Exception as exc:  # each platform raises its own errors
-        log.warning("downloading %r failed: %s", image.filename, type(exc).__name__)
-        return Reply("I couldn't download that picture; please send it again.", error=True)
-    if len(data) > limit_bytes:
-        return Reply(too_big, error=True)
-    try:
-        picture = await asyncio.to_thread(decode_image, data, max_side=limits.max_side)
+        vary.check_attachment(ctx, image)
+        picture = await vary.fetch_picture(ctx, image)
     except BadInput as exc:
         return await generation.refuse(ctx, exc)
     _, defaults = generation.resolve_model(ctx, None)

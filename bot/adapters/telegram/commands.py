@@ -46,7 +46,7 @@ from bot.commands import (
     whoami,
 )
 from bot.commands import help as help_command
-from bot.commands.base import Context, Outcome, Reply
+from bot.commands.base import Context, ImageInput, Outcome, Reply
 
 if TYPE_CHECKING:
     from bot.adapters.telegram.adapter import TelegramAdapter
@@ -120,19 +120,18 @@ class CommandHandlers:
         return handle
 
     async def _on_vary(self: TelegramAdapter, update: Update, context: CallbackContext) -> None:
-        message, ctx = self._message_context(update)
-        if not addressed_to(message, self.app.bot.username):
-            return
-        bot = self.app.bot
-        image = picture_of(message, bot) or picture_of(message.reply_to_message, bot)
-        if image is not None and over_download_limit(image):
-            outcome: Outcome = Reply(TOO_BIG_FOR_TELEGRAM, error=True)
-        else:
-            outcome = await vary.run(ctx, image, command_text(message))
-        await self._answer(outcome, update, message.message_id)
+        await self._with_picture(update, lambda ctx, image, text: vary.run(ctx, image, text))
 
     async def _on_plot(self: TelegramAdapter, update: Update, context: CallbackContext) -> None:
         """/plot, with an optional picture (attached or replied to) for img2img cells."""
+        await self._with_picture(update, lambda ctx, image, text: plot.run(ctx, text, image=image))
+
+    async def _with_picture(
+        self: TelegramAdapter,
+        update: Update,
+        run: Callable[[Context, ImageInput | None, str], Awaitable[Outcome]],
+    ) -> None:
+        """A command that takes the picture attached to it or to the message it answers."""
         message, ctx = self._message_context(update)
         if not addressed_to(message, self.app.bot.username):
             return
@@ -141,7 +140,7 @@ class CommandHandlers:
         if image is not None and over_download_limit(image):
             outcome: Outcome = Reply(TOO_BIG_FOR_TELEGRAM, error=True)
         else:
-            outcome = await plot.run(ctx, command_text(message), image=image)
+            outcome = await run(ctx, image, command_text(message))
         await self._answer(outcome, update, message.message_id)
 
     async def _on_avatar(self: TelegramAdapter, update: Update, context: CallbackContext) -> None:
