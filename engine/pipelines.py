@@ -3,29 +3,30 @@
 `Engine` is used from one thread at a time (the engine process runs one job at a
 time), so swapping `pipe.scheduler` per call is safe. What differs between model
 families (prompt encoding, samplers, which arguments a pipeline takes) comes from
-`engine.families`; this module is the same for all of them.
+`engine.families`; this module is the same for all of them. Which specs share a call
+is engine/planning.py, a call's arguments engine/calls.py, the PNGs engine/finishing.py.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image
 
+from engine.calls import call_arguments, pasted_back
 from engine.duty import DutyMeter
 from engine.encoding import Finisher, PendingImages
-from engine.families import FamilyTraits
-from engine.images import decode_image, decode_mask, paste_unmasked, round_size
+from engine.finishing import finish_picture
+from engine.images import round_size
 from engine.inspect import ModelInfo
+from engine.loaded import LoadedModel, denoiser, moved, size_multiple
 from engine.loading import (
     ModelSource,
     free_memory,
@@ -34,15 +35,12 @@ from engine.loading import (
     resolve_dtype,
     resolve_source,
 )
-from engine.loras import LoraSet, lora_hash
+from engine.loras import LoraSet
 from engine.memory import call_with_memory_fallback
 from engine.nsfw import NsfwChecker
-from engine.png import ImageParameters, encode_png, format_parameters
+from engine.planning import Batch, group_by_batch_key, plan
 from engine.previews import LatentPreview, Previewer, load_taesd
-from engine.prompts import EncodingCache, split_lora_tags
-from engine.samplers import build_scheduler, canonical_sampler
-from engine.speed import apply_speed_options, snap_to_bucket
-from engine.steps import count_denoising_steps, steps_to_ask
+from engine.speed import apply_speed_options
 from engine.types import (
     CancelCheck,
     EngineError,
@@ -50,7 +48,6 @@ from engine.types import (
     GeneratedImage,
     GenerationCancelled,
     ImageSpec,
-    Mode,
     ModelLoadError,
     ModelOptions,
     ProgressCallback,
@@ -61,42 +58,6 @@ log = logging.getLogger(__name__)
 
 # The load-time check: one step at the smallest size the model takes.
 SMOKE_SIDE = 64
-
-
-@dataclass
-class LoadedModel:
-    source: ModelSource
-    traits: FamilyTraits
-    info: ModelInfo
-    pipelines: dict[Mode, Any]  # text2img, img2img, inpaint over one set of weights
-    # The model's own scheduler config: samplers replace `pipe.scheduler` per call.
-    scheduler_config: Any
-    encoder: Any  # the family's prompt encoder
-    # Width and height must be multiples of this: the VAE's downscale times the
-    # denoiser's own (UNet downsamplings, transformer patches), and of 8.
-    size_multiple: int
-    loras: LoraSet
-    prompts: EncodingCache = field(default_factory=EncodingCache)
-    preview: LatentPreview | None = None  # live previews: latents -> small RGB
-
-
-@dataclass
-class Batch:
-    """Specs that run in one pipeline call, with their inputs decoded and encoded."""
-
-    indices: list[int]  # positions in the caller's list
-    specs: list[ImageSpec]
-    mode: Mode
-    sampler: str
-    width: int
-    height: int
-    steps: int  # inference steps asked of the pipeline
-    total_steps: int  # denoising steps it will run (fewer for img2img)
-    scheduler: Any  # built once per batch: some (DPM2) take most of a second to build
-    loras: list[tuple[str, Path, float]] = field(default_factory=list)
-    conditioning: dict[str, torch.Tensor] = field(default_factory=dict)
-    init_images: list[Image.Image] = field(default_factory=list)
-    masks: list[Image.Image] = field(default_factory=list)
 
 
 class Engine:
@@ -156,7 +117,7 @@ class Engine:
         free_memory()
         try:
             if parked is not None:
-                self._model = _moved(parked, self._device)
+                self._model = moved(parked, self._device)
             else:
                 self._model = self._check(self._build_model(source))
         except Exception:
@@ -196,7 +157,7 @@ class Engine:
             pipelines=pipelines,
             scheduler_config=text2img.scheduler.config,
             encoder=family_module.Encoder(text2img, options.clip_skip),
-            size_multiple=_size_multiple(text2img, traits),
+            size_multiple=size_multiple(text2img, traits),
             loras=LoraSet(folder, source.display_name, traits.label),
             preview=LatentPreview(traits.name, self._preview_decoder()),
         )
@@ -231,7 +192,7 @@ class Engine:
         """Park the model in CPU memory when keep_in_ram allows, else let it go."""
         if self._settings.keep_in_ram < 1:
             return
-        self._parked[model.source] = _moved(model, "cpu")
+        self._parked[model.source] = moved(model, "cpu")
         while len(self._parked) > self._settings.keep_in_ram:
             self._parked.popitem(last=False)
 
@@ -241,7 +202,7 @@ class Engine:
         try:
             parked = self._parked.pop(previous, None)
             self._model = (
-                _moved(parked, self._device) if parked is not None else self._build_model(previous)
+                moved(parked, self._device) if parked is not None else self._build_model(previous)
             )
         except Exception:
             log.exception("the model loaded before, %s, could not be restored", previous)
@@ -283,10 +244,11 @@ class Engine:
         should_cancel: CancelCheck | None,
         previews: Previewer | None = None,
     ) -> PendingImages:
+        snap = self._settings.compile and self._device.startswith("cuda")
         batches = [
             batch
-            for indices in _group_by_batch_key(specs)
-            for batch in self._plan(model, indices, specs)
+            for indices in group_by_batch_key(specs)
+            for batch in plan(model, indices, specs, upscaler=self._upscaler, snap=snap)
         ]
         total = sum(batch.total_steps for batch in batches)
         pending = PendingImages(len(specs))
@@ -311,98 +273,16 @@ class Engine:
         self, model: LoadedModel, batch: Batch, pictures: list[Image.Image]
     ) -> Callable[[], list[GeneratedImage]]:
         nsfw = self._nsfw  # as it is now: a later load may replace it
+        upscaler = self._upscaler.name
 
         def finish() -> list[GeneratedImage]:
             flags = nsfw.flags(pictures) if nsfw else [False] * len(pictures)
             return [
-                self._finish(model, batch, position, picture, flags[position])
+                finish_picture(model, batch, position, picture, flags[position], upscaler)
                 for position, picture in enumerate(pictures)
             ]
 
         return finish
-
-    def _plan(self, model: LoadedModel, indices: list[int], specs: list[ImageSpec]) -> list[Batch]:
-        """The batches for specs of one batch key: one per length of prompt encoding,
-        so no picture's conditioning is padded for the sake of another."""
-        first = specs[indices[0]]
-        try:
-            sampler = canonical_sampler(first.sampler, model.traits.samplers)
-        except ValueError as exc:
-            raise EngineError(str(exc)) from None
-        if first.steps < 1:
-            raise EngineError("steps must be at least 1")
-        if first.width < 1 or first.height < 1:
-            raise EngineError("width and height must be positive")
-        resize_only = first.upscale > 0 and first.strength == 0
-        if first.mode != "text2img" and not (0.0 < first.strength <= 1.0 or resize_only):
-            raise EngineError("strength must be above 0 and at most 1")
-        width, height = first.width, first.height
-        if self._settings.compile and self._device.startswith("cuda"):
-            width, height = snap_to_bucket(width, height, model.info)
-        width = round_size(width, model.size_multiple)
-        height = round_size(height, model.size_multiple)
-        if resize_only:
-            return [self._resize_batch(indices, specs, sampler, (width, height))]
-        _, tags = split_lora_tags(first.prompt)
-        loras = model.loras.resolve(tags)
-        own_inpainter = _denoiser(model.pipelines["inpaint"]) is not _denoiser(
-            model.pipelines["text2img"]
-        )
-        if loras and first.mode == "inpaint" and own_inpainter:
-            raise EngineError("LoRAs do not apply to this model's inpainting checkpoint")
-        # The prompt is encoded with the batch's LoRAs on: they may change the encoders.
-        model.loras.apply(model.pipelines["text2img"], loras)
-        lora_key = tuple((name, lora_hash(path), weight) for name, path, weight in loras)
-        by_length: dict[tuple[object, ...], list[tuple[int, dict[str, torch.Tensor]]]] = {}
-        for index in indices:
-            spec = specs[index]
-            prompt, _ = split_lora_tags(spec.prompt)
-            negative, _ = split_lora_tags(spec.negative_prompt)
-            conditioning = model.prompts.encode(model.encoder, prompt, negative, lora_key)
-            shape = tuple((key, tuple(value.shape)) for key, value in conditioning.items())
-            by_length.setdefault(shape, []).append((index, conditioning))
-        batches = []
-        for group in by_length.values():
-            batch = Batch(
-                indices=[index for index, _ in group],
-                specs=[specs[index] for index, _ in group],
-                mode=first.mode,
-                sampler=sampler,
-                width=width,
-                height=height,
-                steps=steps_to_ask(first),
-                total_steps=0,
-                scheduler=build_scheduler(sampler, model.scheduler_config, model.traits.schedule),
-                loras=loras,
-                conditioning={
-                    key: torch.cat([conditioning[key] for _, conditioning in group])
-                    for key in group[0][1]
-                },
-            )
-            batch.total_steps = count_denoising_steps(batch, model.pipelines[batch.mode])
-            for spec in batch.specs:
-                if spec.init_image is not None:
-                    batch.init_images.append(self._input_picture(spec, (width, height)))
-                if spec.mode == "inpaint" and spec.mask_image is not None:
-                    batch.masks.append(decode_mask(spec.mask_image, (width, height)))
-            batches.append(batch)
-        return batches
-
-    def _input_picture(self, spec: ImageSpec, size: tuple[int, int]) -> Image.Image:
-        """A spec's init image at `size`: enlarged by the upscaler for an upscale."""
-        assert spec.init_image is not None
-        if not spec.upscale:
-            return decode_image(spec.init_image, size)
-        return self._upscaler.upscale(decode_image(spec.init_image), size)
-
-    def _resize_batch(
-        self, indices: list[int], specs: list[ImageSpec], sampler: str, size: tuple[int, int]
-    ) -> Batch:
-        """Upscales without a detail pass: nothing to encode or denoise."""
-        chosen = [specs[index] for index in indices]
-        batch = Batch(indices, chosen, "img2img", sampler, *size, 0, 0, None)
-        batch.init_images = [self._input_picture(spec, size) for spec in chosen]
-        return batch
 
     def _run(
         self,
@@ -418,7 +298,7 @@ class Engine:
         pipe.scheduler = batch.scheduler
         model.loras.apply(model.pipelines["text2img"], batch.loras)
         self._offload(pipe)
-        denoiser = _denoiser(pipe)
+        net = denoiser(pipe)
 
         def step_end(_pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict:
             if on_step is not None:
@@ -437,40 +317,15 @@ class Engine:
             return tensors
 
         def call() -> list[Image.Image]:
-            # Seeded on the CPU: the same seed gives the same noise on any device.
-            # Fresh generators per attempt: an OOM retry must give the same pictures.
-            generators = [torch.Generator("cpu").manual_seed(spec.seed) for spec in batch.specs]
-            arguments: dict[str, Any] = {
-                key: value.to(self._device, denoiser.dtype)
-                for key, value in batch.conditioning.items()
-            }
-            arguments.update(
-                num_inference_steps=batch.steps,
-                guidance_scale=batch.specs[0].cfg,
-                generator=generators,
-                callback_on_step_end=step_end,
-                output_type="pil",
-            )
-            if batch.mode != "img2img":
-                arguments.update(width=batch.width, height=batch.height)
-            if batch.mode != "text2img":
-                arguments.update(image=batch.init_images, strength=batch.specs[0].strength)
-            if batch.mode == "inpaint":
-                arguments.update(mask_image=batch.masks)
+            # Fresh arguments per attempt: an OOM retry must give the same pictures.
+            arguments = call_arguments(batch, self._device, net.dtype, step_end)
             with torch.no_grad():
                 return pipe(**arguments).images
 
         # An upscale's detail pass paints a big picture: the VAE decodes it in tiles.
         with vae_tiling(pipe, batch.specs[0].upscale > 0):
             pictures = call_with_memory_fallback(pipe, call)
-        if batch.mode == "inpaint":
-            pictures = [
-                paste_unmasked(picture, original, mask)
-                for picture, original, mask in zip(
-                    pictures, batch.init_images, batch.masks, strict=True
-                )
-            ]
-        return pictures
+        return pasted_back(batch, pictures)
 
     def _offload(self, pipe: Any) -> None:
         """[engine] offload: CPU-offload hooks on the pipeline about to run (the three
@@ -483,63 +338,3 @@ class Engine:
         else:
             pipe.enable_sequential_cpu_offload(device=self._device)
         self._offloaded = pipe
-
-    def _finish(
-        self, model: LoadedModel, batch: Batch, position: int, picture: Image.Image, nsfw: bool
-    ) -> GeneratedImage:
-        spec = batch.specs[position]
-        parameters = format_parameters(
-            ImageParameters(
-                prompt=spec.prompt,
-                # A negative prompt the family ignores did not make the picture.
-                negative_prompt=spec.negative_prompt if model.traits.uses_negative else "",
-                steps=spec.steps,
-                sampler=batch.sampler,
-                cfg=spec.cfg,
-                seed=spec.seed,
-                width=picture.width,
-                height=picture.height,
-                model=model.source.display_name,
-                denoising_strength=spec.strength
-                if batch.mode != "text2img" and batch.steps > 0
-                else None,
-                hires_upscale=spec.upscale or None,
-                hires_upscaler=self._upscaler.name if spec.upscale else "",
-                lora_hashes={name: lora_hash(path) for name, path, _ in batch.loras},
-            )
-        )
-        return GeneratedImage(
-            png=encode_png(picture, parameters),
-            seed=spec.seed,
-            width=picture.width,
-            height=picture.height,
-            parameters=parameters,
-            nsfw=nsfw,
-        )
-
-
-def _denoiser(pipe: Any) -> Any:
-    return pipe.unet if hasattr(pipe, "unet") else pipe.transformer
-
-
-def _size_multiple(pipe: Any, traits: FamilyTraits) -> int:
-    if hasattr(pipe, "unet"):
-        latent = 2 ** (len(pipe.unet.config.block_out_channels) - 1)
-    else:
-        latent = traits.latent_multiple
-    return math.lcm(8, pipe.vae_scale_factor * latent)
-
-
-def _moved(model: LoadedModel, device: str) -> LoadedModel:
-    if _denoiser(model.pipelines["text2img"]).device.type != torch.device(device).type:
-        model.prompts.clear()  # encodings on the old device
-        for pipe in model.pipelines.values():
-            pipe.to(device)
-    return model
-
-
-def _group_by_batch_key(specs: list[ImageSpec]) -> list[list[int]]:
-    groups: dict[tuple[object, ...], list[int]] = {}
-    for index, spec in enumerate(specs):
-        groups.setdefault(spec.batch_key(), []).append(index)
-    return list(groups.values())

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import engine.pipelines
+import engine.finishing
 import engine.worker
 from engine.png import encode_png
 from engine.types import GeneratedImage
@@ -38,7 +38,7 @@ class SlowEncoder:
 @pytest.fixture
 def slow_encoder(monkeypatch: pytest.MonkeyPatch) -> SlowEncoder:
     encoder = SlowEncoder()
-    monkeypatch.setattr(engine.pipelines, "encode_png", encoder)
+    monkeypatch.setattr(engine.finishing, "encode_png", encoder)
     return encoder
 
 
@@ -97,7 +97,7 @@ def test_a_picture_that_fails_to_encode_fails_its_job_and_the_next_one_works(
             raise OSError("disk on fire")
         return encode_png(image, parameters)
 
-    monkeypatch.setattr(engine.pipelines, "encode_png", broken)
+    monkeypatch.setattr(engine.finishing, "encode_png", broken)
     worker.conn.send(Generate(1, "job-1", "tiny", [make_spec(prompt="broken", seed=1)]))
     worker.conn.send(Generate(2, "job-2", "tiny", [make_spec(seed=2)]))
     replies: list[object] = []
