@@ -136,12 +136,7 @@ class Courier:
             return
         sender, _ = found
         line = self._line(job.id, job.platform)
-        budget = None
-        if preview is not None:
-            if hasattr(sender, "show_preview"):
-                budget = self._budget(sender, job)
-            else:
-                preview = None  # a sender without pictures in its status
+        budget = self._budget(sender, job) if preview is not None else None
         async with line.lock:
             if line.done or (first and line.started):
                 return
