@@ -13,6 +13,7 @@ output (its own scale) is then resized to exactly the size the job asks for.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import sys
 import types
@@ -193,18 +194,25 @@ def import_spandrel() -> Any:
     Linux, and its CUDA build breaks the CPU torch (and transformers with it), so a CPU
     install goes without it; the stand-in below exists only while spandrel imports.
     """
-    try:
+    if not _installed("spandrel"):
+        raise ModelLoadError(
+            "[upscale] model needs the spandrel package: pip install 'atelier[upscale]'"
+        )
+    if _installed("torchvision"):
         import spandrel
-    except ModuleNotFoundError as exc:
-        if exc.name == "spandrel":
-            raise ModelLoadError(
-                "[upscale] model needs the spandrel package: pip install 'atelier[upscale]'"
-            ) from None
-        if exc.name is None or not exc.name.startswith("torchvision"):
-            raise
+    else:
+        # Stood in before the first import: a failed one would leave spandrel's
+        # submodules half-registered.
         with _torchvision_stand_in():
             import spandrel
     return spandrel
+
+
+def _installed(package: str) -> bool:
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 @contextlib.contextmanager
