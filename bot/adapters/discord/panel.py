@@ -13,6 +13,7 @@ from typing import Any, Protocol, cast
 
 import discord
 
+from bot.adapters.discord.views import PersistentButton
 from bot.commands import settings
 from bot.commands.base import Reply
 
@@ -27,25 +28,13 @@ class _HandlesPanels(Protocol):
 
 
 class PanelButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=re.compile(settings.PATTERN)
+    PersistentButton,
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=re.compile(settings.PATTERN),
 ):
-    def __init__(self, data: str, label: str = "") -> None:
-        super().__init__(
-            discord.ui.Button(
-                label=label or None, custom_id=data, style=discord.ButtonStyle.secondary
-            )
-        )
-
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction[Any],
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-        /,
-    ) -> PanelButton:
-        label = item.label if isinstance(item, discord.ui.Button) else None
-        return cls(match.string, label or "")
+    @staticmethod
+    def style(data: str) -> discord.ButtonStyle:
+        return discord.ButtonStyle.secondary
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         client = cast(_HandlesPanels, interaction.client)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, Self, cast
 
 import discord
 
@@ -25,12 +25,17 @@ MAX_ROWS = 5
 _HIDDEN_ACTIONS = {"png"}
 
 
-class ResultButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=re.compile(button_data.PATTERN),
-):
+class PersistentButton:
+    """A button rebuilt from its custom_id after a restart. Mixed in before
+    `discord.ui.DynamicItem`, whose subclasses each name the template of their ids."""
+
     def __init__(self, data: str, label: str = "") -> None:
-        super().__init__(discord.ui.Button(label=label or None, custom_id=data, style=_style(data)))
+        button = discord.ui.Button(label=label or None, custom_id=data, style=self.style(data))
+        super().__init__(button)  # DynamicItem's, next in the MRO
+
+    @staticmethod
+    def style(data: str) -> discord.ButtonStyle:
+        return _style(data)
 
     @classmethod
     async def from_custom_id(
@@ -39,34 +44,27 @@ class ResultButton(
         item: discord.ui.Item[Any],
         match: re.Match[str],
         /,
-    ) -> ResultButton:
+    ) -> Self:
         label = item.label if isinstance(item, discord.ui.Button) else None
         return cls(match.string, label or "")
 
+
+class ResultButton(
+    PersistentButton,
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=re.compile(button_data.PATTERN),
+):
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         client = cast(_HandlesButtons, interaction.client)
         await client.on_result_button(interaction, self.custom_id)
 
 
 class RegionButton(
+    PersistentButton,
     discord.ui.DynamicItem[discord.ui.Button[Any]],
     template=re.compile(region.PATTERN),
 ):
     """A press on a 🖌 Region grid: the selection is in the custom_id."""
-
-    def __init__(self, data: str, label: str = "") -> None:
-        super().__init__(discord.ui.Button(label=label or None, custom_id=data, style=_style(data)))
-
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction[Any],
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-        /,
-    ) -> RegionButton:
-        label = item.label if isinstance(item, discord.ui.Button) else None
-        return cls(match.string, label or "")
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         client = cast(_HandlesButtons, interaction.client)
